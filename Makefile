@@ -1,0 +1,126 @@
+# skiff: Kubernetes' architecture rebuilt as operators.
+#
+# The two commands:
+#   make up     run skiff locally (etcd, kube-apiserver, the manager, a node agent)
+#   make test   run every test
+
+# Image of the manager for `make deploy` and `make docker-build`.
+IMG ?= skiff/manager:latest
+
+# Versions. KUBERNETES_VERSION must match the k8s.io/* modules in go.mod.
+KUBERNETES_VERSION ?= v1.37.2
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.2
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+KUBECTL ?= $(LOCALBIN)/kubectl
+KUBE_APISERVER ?= $(LOCALBIN)/kube-apiserver
+ETCD ?= $(LOCALBIN)/etcd
+
+# envtest and the tests find the control plane here.
+export KUBEBUILDER_ASSETS := $(LOCALBIN)
+
+# Stamp the control plane with its release so that `kubectl version` and the
+# apiserver's /version tell the truth.
+K8S_LDFLAGS := -s -w \
+	-X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(KUBERNETES_VERSION:v%=%))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBERNETES_VERSION:v%=%))) \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBERNETES_VERSION)
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+.PHONY: all
+all: build
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the API types and markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=true paths="./api/..." paths="./controllers/..." paths="./cmd/..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/crd-upstream config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify-generated
+verify-generated: generate manifests ## Fail when generated files differ from what is committed.
+	@git diff --exit-code --stat -- api config || { echo "generated files are stale: run 'make generate manifests' and commit the result"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api config); if [ -n "$$untracked" ]; then echo "generated files are not committed: $$untracked"; exit 1; fi
+
+.PHONY: test
+test: envtest-assets vet ## Run every test: unit tests and the envtest suites against a real apiserver.
+	go test ./... -count=1
+
+.PHONY: bench
+bench: envtest-assets ## Run the benchmarks and print their figures.
+	go test ./... -run '^$$' -bench . -benchtime 10x -count=1
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager.
+	go build -o $(LOCALBIN)/manager ./cmd/manager
+
+.PHONY: run
+run: manifests generate ## Run the manager against the kubeconfig's cluster.
+	go run ./cmd/manager
+
+.PHONY: up
+up: build envtest-assets $(KUSTOMIZE) ## Run skiff locally: etcd, kube-apiserver, the manager and a node agent.
+	go run ./hack/up --manager=$(LOCALBIN)/manager
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: $(KUSTOMIZE) $(KUBECTL) ## Install the CRDs into the kubeconfig's cluster (server-side: they are large).
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side --force-conflicts -f -
+
+.PHONY: uninstall
+uninstall: $(KUSTOMIZE) $(KUBECTL) ## Remove the CRDs, and every skiff object with them.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: $(KUSTOMIZE) $(KUBECTL) ## Deploy the manager into the kubeconfig's cluster.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side --force-conflicts -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) $(KUBECTL) ## Remove what deploy created.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+##@ Tools (built only when missing, from the Go module proxy)
+
+.PHONY: envtest-assets
+envtest-assets: $(KUBE_APISERVER) $(ETCD) $(KUBECTL) ## Build kube-apiserver, etcd and kubectl into bin/.
+
+$(KUBE_APISERVER) $(ETCD) $(KUBECTL): hack/tools/go.mod
+	@mkdir -p $(LOCALBIN)
+	@echo "building $(notdir $@) from source (hack/tools/go.mod) (the first build takes about 5 minutes)"
+	cd hack/tools && go build -ldflags "$(K8S_LDFLAGS)" -o $@ ./$(notdir $@)
+
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+$(KUSTOMIZE):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)

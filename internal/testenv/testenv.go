@@ -1,0 +1,120 @@
+// Package testenv starts the one kind of test cluster that every skiff suite
+// uses: a real kube-apiserver and etcd, built into bin/ by `make test`, with
+// skiff's CRDs installed from config/crd/bases.
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"skiff.dev/skiff/api"
+)
+
+// Env is a running test control plane.
+type Env struct {
+	Config *rest.Config
+	Client client.Client
+	Scheme *runtime.Scheme
+	// Root is the repository root, for suites that read config/ or testdata.
+	Root string
+
+	env *envtest.Environment
+}
+
+// Start starts kube-apiserver and etcd and installs skiff's CRDs. It fails,
+// never skips, when the binaries are missing: a suite that cannot run must
+// say so in CI.
+func Start() (*Env, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	assets, err := assetsDir(root)
+	if err != nil {
+		return nil, err
+	}
+	scheme := api.NewScheme()
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting envtest with binaries from %s: %w", assets, err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env}, nil
+}
+
+// Stop stops the control plane.
+func (e *Env) Stop() error { return e.env.Stop() }
+
+// Kubectl runs the real kubectl from bin/ against the test cluster and
+// returns its standard output, or an error carrying its standard error.
+func (e *Env) Kubectl(args ...string) (string, error) {
+	k := e.env.ControlPlane.KubeCtl()
+	stdout, stderr, err := k.Run(args...)
+	out := readAll(stdout)
+	if err != nil {
+		return out, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, readAll(stderr))
+	}
+	return out, nil
+}
+
+// RepoRoot finds the directory holding skiff's go.mod, from the working
+// directory that `go test` gives each package.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(data), "module skiff.dev/skiff\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no skiff go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// assetsDir returns where kube-apiserver, etcd and kubectl are: the
+// KUBEBUILDER_ASSETS that make sets, or bin/ when a test runs by hand.
+func assetsDir(root string) (string, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		dir = filepath.Join(root, "bin")
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return "", fmt.Errorf("%s is missing from %s: run `make envtest-assets` (make test does it) to build the control plane", bin, dir)
+		}
+	}
+	return dir, nil
+}
+
+// readAll drains a kubectl output stream; envtest hands them back as readers.
+func readAll(r io.Reader) string {
+	if r == nil {
+		return ""
+	}
+	b, _ := io.ReadAll(r)
+	return string(b)
+}
