@@ -175,3 +175,28 @@ func mustContainAll(t *testing.T, s string, parts ...string) {
 		}
 	}
 }
+
+// splitPath splits a dotted field path.
+func splitPath(path string) []string { return strings.Split(path, ".") }
+
+// toJSONValue turns Go literals into the types that unstructured objects
+// hold (int64 for numbers), so that DeepCopy accepts them.
+func toJSONValue(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case []any:
+		out := make([]any, len(x))
+		for i := range x {
+			out[i] = toJSONValue(x[i])
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = toJSONValue(e)
+		}
+		return out
+	}
+	return v
+}

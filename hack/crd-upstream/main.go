@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
@@ -30,7 +31,7 @@ func main() {
 }
 
 // rules are every change, defaults first.
-var rules = append(append([]rule{}, upstreamDefaults...), limits...)
+var rules = slices.Concat(upstreamDefaults, enums, limits)
 
 // run defaults every CRD in dir and fails if a rule matched no CRD at all,
 // which means k8s.io/api renamed a field and the rule silently stopped working.
