@@ -4,10 +4,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -28,33 +30,41 @@ type flags struct {
 	zap                     zap.Options
 }
 
-func parseFlags() flags {
-	var f flags
-	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address the /metrics endpoint binds to; 0 disables it")
-	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
-	flag.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader so that only one manager acts at a time")
-	flag.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; defaults to the pod's namespace when in a cluster")
-	f.zap.Development = false
-	f.zap.BindFlags(flag.CommandLine)
+func parseFlags() *flags {
+	f := bindFlags(flag.CommandLine)
 	flag.Parse()
+	return f
+}
+
+// bindFlags registers the manager's flags on fs, with their defaults; the
+// values appear in the returned flags once fs is parsed.
+func bindFlags(fs *flag.FlagSet) *flags {
+	f := &flags{}
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address the /metrics endpoint binds to; 0 disables it")
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader so that only one manager acts at a time")
+	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; defaults to the pod's namespace when in a cluster")
+	f.zap.BindFlags(fs)
 	return f
 }
 
 func main() {
 	f := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
-	if err := run(f); err != nil {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "manager: finding the cluster: %v (pass --kubeconfig or set KUBECONFIG)\n", err)
+		os.Exit(1)
+	}
+	if err := run(ctrl.SetupSignalHandler(), cfg, f); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-func run(f flags) error {
+// run starts the manager and blocks until ctx ends.
+func run(ctx context.Context, cfg *rest.Config, f *flags) error {
 	log := ctrl.Log.WithName("setup")
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("finding the cluster: %w (pass --kubeconfig or set KUBECONFIG)", err)
-	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  api.NewScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
@@ -79,5 +89,12 @@ func run(f flags) error {
 		return err
 	}
 	log.Info("starting the manager", "controllers", controllers.Names())
-	return mgr.Start(ctrl.SetupSignalHandler())
+	go func() {
+		select {
+		case <-mgr.Elected():
+			log.Info("elected leader: controllers are running")
+		case <-ctx.Done():
+		}
+	}()
+	return mgr.Start(ctx)
 }
