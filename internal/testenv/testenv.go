@@ -51,6 +51,9 @@ func Start() (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// envtest leaves its processes running when a step after their start
+		// fails (a CRD the apiserver refuses, say); stop them here.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting envtest with binaries from %s: %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
