@@ -65,7 +65,7 @@ verify-generated: generate manifests ## Fail when generated files differ from wh
 	@untracked=$$(git ls-files --others --exclude-standard -- api config); if [ -n "$$untracked" ]; then echo "generated files are not committed: $$untracked"; exit 1; fi
 
 .PHONY: test
-test: envtest-assets vet ## Run every test: unit tests and the envtest suites against a real apiserver.
+test: envtest-assets $(KUSTOMIZE) vet ## Run every test: unit tests and the envtest suites against a real apiserver.
 	go test ./... -count=1
 
 .PHONY: bench
