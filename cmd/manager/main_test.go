@@ -65,7 +65,7 @@ func startManager(t *testing.T, args ...string) (probeAddr, metricsAddr string, 
 func TestManagerServesHealthAndMetrics(t *testing.T) {
 	probe, metrics, stop := startManager(t)
 	for _, url := range []string{"http://" + probe + "/healthz", "http://" + probe + "/readyz"} {
-		eventually(t, 20*time.Second, func() error { _, err := get(url); return err })
+		testenv.Eventually(t, 20*time.Second, func() error { _, err := get(url); return err })
 	}
 	body, err := get("http://" + metrics + "/metrics")
 	if err != nil {
@@ -101,7 +101,7 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 func eventuallyHolder(t *testing.T, not string) string {
 	t.Helper()
 	var holder string
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		var lease coordinationv1.Lease
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "manager.skiff.dev"}, &lease); err != nil {
 			return err
@@ -136,19 +136,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %s: %v", timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

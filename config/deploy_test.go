@@ -1,4 +1,4 @@
-package main
+package config_test
 
 import (
 	"context"
@@ -50,5 +50,18 @@ func TestDeployManifestsApply(t *testing.T) {
 
 	if out, err := env.Kubectl("delete", "--ignore-not-found", "--wait=false", "-f", manifests); err != nil {
 		t.Fatalf("undeploy: %v\n%s", err, out)
+	}
+	// Undeploy removed the CRDs too (--wait=false: the namespace stays
+	// Terminating, since no namespace controller runs here); the other tests
+	// of the suite need the CRDs back.
+	crds := filepath.Join(env.Root, "config", "crd", "bases")
+	if out, err := env.Kubectl("wait", "--for=delete", "--timeout=60s", "-f", crds); err != nil {
+		t.Fatalf("waiting for the CRDs to go: %v\n%s", err, out)
+	}
+	if out, err := env.Kubectl("apply", "--server-side", "-f", crds); err != nil {
+		t.Fatalf("reinstalling the CRDs: %v\n%s", err, out)
+	}
+	if out, err := env.Kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds); err != nil {
+		t.Fatalf("waiting for the CRDs: %v\n%s", err, out)
 	}
 }
