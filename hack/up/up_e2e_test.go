@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestUpStartsStopsAndKeepsState runs `make up`'s program for real: the
+// cluster comes up with the manager holding its lease, a second run is
+// refused, Ctrl-C stops every process, and a restart keeps the data.
+func TestUpStartsStopsAndKeepsState(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(root, "bin", bin)); err != nil {
+			t.Fatalf("bin/%s is missing: run `make envtest-assets` (make test does it)", bin)
+		}
+	}
+	work := t.TempDir()
+	upBin, managerBin := filepath.Join(work, "up"), filepath.Join(work, "manager")
+	build(t, root, upBin, "./hack/up")
+	build(t, root, managerBin, "./cmd/manager")
+
+	ports := freePorts(t, 3)
+	state := filepath.Join(work, "state")
+	args := []string{
+		"--state-dir=" + state, "--bin=" + filepath.Join(root, "bin"), "--manager=" + managerBin,
+		fmt.Sprintf("--port=%d", ports[0]), fmt.Sprintf("--etcd-port=%d", ports[1]), fmt.Sprintf("--manager-port=%d", ports[2]),
+	}
+	kubectl := func(args ...string) (string, error) {
+		out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), append([]string{"--kubeconfig=" + filepath.Join(state, "kubeconfig")}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+
+	first := startUp(t, root, upBin, args)
+	if out, err := kubectl("create", "configmap", "survivor", "--from-literal=k=v"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if out, err := kubectl("get", "lease", "-n", "skiff-system", "manager.skiff.dev", "-o", "jsonpath={.spec.holderIdentity}"); err != nil || out == "" {
+		t.Errorf("the manager holds no leader lease: %q %v", out, err)
+	}
+	if out, err := kubectl("get", "deployments.apps.skiff.dev", "web"); err != nil {
+		t.Errorf("the samples were not applied: %v: %s", err, out)
+	}
+
+	second := exec.Command(upBin, args...)
+	second.Dir = root
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "skiff is already running") {
+		t.Errorf("a second run was not refused plainly: %v: %s", err, out)
+	}
+
+	first.stopAndCheck(t)
+	restarted := startUp(t, root, upBin, args)
+	if out, err := kubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}"); err != nil || out != "v" {
+		t.Errorf("the data did not survive a restart: %q %v", out, err)
+	}
+	restarted.stopAndCheck(t)
+}
+
+// upRun is a running `make up`.
+type upRun struct {
+	cmd    *exec.Cmd
+	output *syncBuffer
+	pids   func() []int
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startUp runs up and waits until it says the cluster is up.
+func startUp(t *testing.T, root, upBin string, args []string) *upRun {
+	t.Helper()
+	output := &syncBuffer{}
+	cmd := exec.Command(upBin, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, output, output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(output.String(), "skiff is up") {
+		// "make up:" starts every error it prints before exiting.
+		if time.Now().After(deadline) || strings.Contains(output.String(), "make up:") {
+			_ = cmd.Process.Kill()
+			t.Fatalf("make up did not come up:\n%s", output.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(output.String(), "export KUBECONFIG=") {
+		t.Errorf("make up did not print how to point kubectl at the cluster:\n%s", output.String())
+	}
+	return &upRun{cmd: cmd, output: output, pids: func() []int { return childPids(cmd.Process.Pid) }}
+}
+
+// stopAndCheck sends Ctrl-C and checks that up exits cleanly and leaves no
+// process behind.
+func (r *upRun) stopAndCheck(t *testing.T) {
+	t.Helper()
+	children := r.pids()
+	if len(children) < 3 {
+		t.Errorf("expected etcd, kube-apiserver and the manager as children, found pids %v", children)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Wait(); err != nil {
+		t.Errorf("make up exited with %v after Ctrl-C:\n%s", err, r.output.String())
+	}
+	for _, pid := range children {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("process %d outlived make up", pid)
+		}
+	}
+}
+
+// childPids lists the direct children of a process, from /proc.
+func childPids(parent int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		var pid, ppid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name may hold spaces; the fields after ')' are fixed.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 {
+			fmt.Sscanf(fields[1], "%d", &ppid)
+		}
+		if ppid == parent {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func build(t *testing.T, root, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// freePorts finds n free ports; each is followed by a free one too, since
+// up uses port+1 for etcd's peers and the manager's health endpoint.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
+			next.Close()
+			ports = append(ports, port)
+		}
+	}
+	return ports
+}
