@@ -7,11 +7,21 @@ import (
 	"fmt"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"skiff.dev/skiff/controllers/garbagecollector"
+	"skiff.dev/skiff/controllers/nodeipam"
+	"skiff.dev/skiff/controllers/nodelifecycle"
+	"skiff.dev/skiff/controllers/podgc"
+	"skiff.dev/skiff/controllers/replicaset"
+	"skiff.dev/skiff/controllers/scheduler"
 )
 
-// Options are the settings that controllers share, filled from the
-// manager's flags.
-type Options struct{}
+// Options are the controllers' settings, filled from the manager's flags.
+type Options struct {
+	Scheduler     scheduler.Config
+	NodeLifecycle nodelifecycle.Config
+	NodeIPAM      nodeipam.Config
+}
 
 // controller is one reconciler's registration: a name for errors and logs,
 // and the function that wires it into the manager.
@@ -22,7 +32,14 @@ type controller struct {
 
 // registry lists every controller the manager runs. Each kind's issue adds
 // its reconciler here, so the manager's main never changes.
-var registry = []controller{}
+var registry = []controller{
+	{"scheduler", func(m ctrl.Manager, o Options) error { return scheduler.Setup(m, o.Scheduler) }},
+	{"replicaset", func(m ctrl.Manager, _ Options) error { return replicaset.Setup(m) }},
+	{"garbagecollector", func(m ctrl.Manager, _ Options) error { return garbagecollector.Setup(m) }},
+	{"nodelifecycle", func(m ctrl.Manager, o Options) error { return nodelifecycle.Setup(m, o.NodeLifecycle) }},
+	{"nodeipam", func(m ctrl.Manager, o Options) error { return nodeipam.Setup(m, o.NodeIPAM) }},
+	{"podgc", func(m ctrl.Manager, _ Options) error { return podgc.Setup(m) }},
+}
 
 // Every controller emits Events, as upstream's do.
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -27,6 +29,9 @@ type flags struct {
 	probeAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	qps                     float64
+	burst                   int
+	controllers             controllers.Options
 	zap                     zap.Options
 }
 
@@ -44,8 +49,32 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader so that only one manager acts at a time")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; defaults to the pod's namespace when in a cluster")
+	// client-go's default of 5 requests a second would pace a scheduler
+	// binding thousands of pods; upstream's kube-scheduler raises it too.
+	fs.Float64Var(&f.qps, "kube-api-qps", 500, "requests a second the manager may send the apiserver")
+	fs.IntVar(&f.burst, "kube-api-burst", 1000, "requests the manager may send the apiserver in a burst")
+	bindControllerFlags(fs, &f.controllers)
 	f.zap.BindFlags(fs)
 	return f
+}
+
+// bindControllerFlags registers each controller's settings, with upstream's
+// defaults where upstream has the same setting.
+func bindControllerFlags(fs *flag.FlagSet, o *controllers.Options) {
+	fs.StringVar(&o.Scheduler.Scoring, "scheduler-scoring", "LeastAllocated", "how the scheduler scores nodes: LeastAllocated spreads pods, MostAllocated packs them")
+	fs.Func("percentage-of-nodes-to-score", "feasible nodes scored per pod, in percent (default: adaptive, as upstream)", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 0 || n > 100 {
+			return fmt.Errorf("must be a whole number from 0 to 100, got %q", v)
+		}
+		o.Scheduler.PercentageOfNodesToScore = int32(n)
+		return nil
+	})
+	fs.IntVar(&o.Scheduler.BindWorkers, "bind-workers", 16, "bindings the scheduler may have in flight at once")
+	fs.DurationVar(&o.NodeLifecycle.NodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "how long a node's heartbeat may be missing before it is marked Ready=Unknown")
+	fs.Int64Var(&o.NodeLifecycle.DefaultTolerationSeconds, "default-toleration-seconds", 300, "how long pods without their own toleration stay on a not-ready or unreachable node")
+	fs.StringVar(&o.NodeIPAM.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range every node's podCIDR is carved from")
+	fs.IntVar(&o.NodeIPAM.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "the prefix length of each node's podCIDR")
 }
 
 func main() {
@@ -56,6 +85,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "manager: finding the cluster: %v (pass --kubeconfig or set KUBECONFIG)\n", err)
 		os.Exit(1)
 	}
+	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
 	if err := run(ctrl.SetupSignalHandler(), cfg, f); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
@@ -79,7 +109,7 @@ func run(ctx context.Context, cfg *rest.Config, f *flags) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{}); err != nil {
+	if err := controllers.Setup(mgr, f.controllers); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -24,7 +24,10 @@ type Pod struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// Spec is the desired behaviour of the pod, as in core/v1.
+	// Spec is the desired behaviour of the pod, as in core/v1. A pod is
+	// bound once: upstream's binding subresource refuses a second binding,
+	// and this rule does the same for the scheduler's optimistic write.
+	// +kubebuilder:validation:XValidation:rule="!has(oldSelf.nodeName) || oldSelf.nodeName == '' || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)",message="may not be changed once set: the pod is already bound to a node",fieldPath=".nodeName"
 	Spec corev1.PodSpec `json:"spec,omitempty"`
 
 	// Status is the pod's most recently observed status, written by its node agent.
@@ -39,6 +42,14 @@ type PodList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Pod `json:"items"`
 }
+
+// PodTerminationFinalizer holds a bound pod's object until its node agent
+// has stopped its containers. Upstream's apiserver delays a pod's deletion by
+// its grace period; a custom resource is deleted at once, so skiff keeps the
+// object with this finalizer instead. The scheduler adds it in the binding
+// write, the node agent adds it to pods created with spec.nodeName already
+// set, and the node agent removes it once nothing of the pod runs.
+const PodTerminationFinalizer = "core.skiff.dev/termination"
 
 func init() {
 	SchemeBuilder.Register(&Pod{}, &PodList{})
