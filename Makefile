@@ -73,8 +73,13 @@ test: envtest-assets $(KUSTOMIZE) vet ## Run every test: unit tests and the envt
 # plane just to run no test.
 BENCH_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^func Benchmark' api cmd controllers internal hack nodeagent ebpf 2>/dev/null))))
 
-bench: envtest-assets ## Run the benchmarks and print their figures.
+# The scale scenarios run the real binaries as separate processes, so that
+# their CPU and memory are measured apart from the benchmark's own.
+BENCH_SCENARIOS ?= scale
+
+bench: envtest-assets build ## Run the benchmarks and print their figures.
 	go test $(BENCH_PKGS) -run '^$$' -bench . -benchtime 3x -count=1
+	for s in $(BENCH_SCENARIOS); do go run ./hack/bench -scenario $$s -bin $(LOCALBIN); done
 
 ##@ Build
 

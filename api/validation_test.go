@@ -207,6 +207,31 @@ func TestSelectorIsImmutable(t *testing.T) {
 	mustContainAll(t, err.Error(), "spec.selector", "field is immutable")
 }
 
+// TestPodIsBoundOnce checks that spec.nodeName may be set once, by a
+// binding, and never moved: upstream's binding subresource refuses a second
+// binding, and skiff's scheduler relies on the same refusal.
+func TestPodIsBoundOnce(t *testing.T) {
+	ctx := context.Background()
+	o := fromYAML(t, validPod)
+	o.SetNamespace(newNamespace(t))
+	if err := env.Client.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	set("spec.nodeName", "node-a")(o.Object)
+	if err := env.Client.Update(ctx, o); err != nil {
+		t.Fatalf("binding an unbound pod was refused: %v", err)
+	}
+	for _, move := range []func(map[string]any){set("spec.nodeName", "node-b"), unset("spec.nodeName")} {
+		moved := o.DeepCopy()
+		move(moved.Object)
+		err := env.Client.Update(ctx, moved)
+		if err == nil {
+			t.Fatalf("a bound pod was moved: %v", moved.Object["spec"])
+		}
+		mustContainAll(t, err.Error(), "spec.nodeName", "may not be changed once set")
+	}
+}
+
 func fromYAML(t *testing.T, s string) *unstructured.Unstructured {
 	t.Helper()
 	o := &unstructured.Unstructured{}

@@ -140,3 +140,20 @@ func Eventually(t testing.TB, timeout time.Duration, check func() error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// WriteAdminKubeconfig writes a kubeconfig for a cluster administrator
+// (group system:masters) into dir and returns its path, for the programs a
+// suite or benchmark runs as separate processes (bin/manager,
+// bin/nodeagent).
+func (e *Env) WriteAdminKubeconfig(dir string) (string, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "skiff-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("adding an admin user to the test cluster: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "admin.kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
