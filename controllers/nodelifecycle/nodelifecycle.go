@@ -1,12 +1,23 @@
 // Package nodelifecycle watches node heartbeats: a node whose Lease goes
 // stale becomes Ready=Unknown and tainted unreachable, and its pods are
 // evicted once their tolerations run out.
+//
+// Two reconcilers share the package, as upstream splits the node lifecycle
+// controller from the taint eviction controller: NodeReconciler turns
+// heartbeats and conditions into conditions and taints, and
+// EvictionReconciler turns NoExecute taints into evictions.
 package nodelifecycle
 
 import (
+	"context"
+	"fmt"
 	"time"
 
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 )
 
 // Config is the node lifecycle controller's configuration.
@@ -20,5 +31,48 @@ type Config struct {
 	DefaultTolerationSeconds int64
 }
 
-// Setup registers the node lifecycle controller with the manager.
-func Setup(mgr ctrl.Manager, cfg Config) error { return nil }
+// podNodeNameIndex indexes skiff Pods by spec.nodeName. The name is this
+// package's own, so that another controller indexing the same field in the
+// same manager does not collide with it.
+const podNodeNameIndex = "nodelifecycle.spec.nodeName"
+
+// Setup registers the node lifecycle and taint eviction controllers with
+// the manager.
+func Setup(mgr ctrl.Manager, cfg Config) error {
+	return setup(mgr, cfg, clock.RealClock{})
+}
+
+func setup(mgr ctrl.Manager, cfg Config, clk clock.Clock) error {
+	if cfg.NodeMonitorGracePeriod <= 0 {
+		return fmt.Errorf("--node-monitor-grace-period must be positive, got %s", cfg.NodeMonitorGracePeriod)
+	}
+	if cfg.DefaultTolerationSeconds < 0 {
+		return fmt.Errorf("--default-toleration-seconds must be >= 0, got %d", cfg.DefaultTolerationSeconds)
+	}
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &skiffcorev1.Pod{}, podNodeNameIndex,
+		func(o client.Object) []string {
+			if n := o.(*skiffcorev1.Pod).Spec.NodeName; n != "" {
+				return []string{n}
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("indexing pods by node: %w", err)
+	}
+	nodes := &NodeReconciler{
+		Client:      mgr.GetClient(),
+		Recorder:    mgr.GetEventRecorder("node-controller"),
+		Clock:       clk,
+		GracePeriod: cfg.NodeMonitorGracePeriod,
+	}
+	if err := nodes.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	evictions := &EvictionReconciler{
+		Client:                   mgr.GetClient(),
+		Recorder:                 mgr.GetEventRecorder("taint-eviction-controller"),
+		Clock:                    clk,
+		DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
+	}
+	return evictions.SetupWithManager(mgr)
+}
