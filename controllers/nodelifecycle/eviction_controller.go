@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/internal/index"
 	"skiff.dev/skiff/internal/podutil"
 )
 
@@ -60,7 +61,7 @@ func (r *EvictionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 	// 2. List the pods bound to it.
 	var pods skiffcorev1.PodList
-	if err := r.List(ctx, &pods, client.MatchingFields{podNodeNameIndex: node.Name}); err != nil {
+	if err := r.List(ctx, &pods, index.OnNode(node.Name)); err != nil {
 		return ctrl.Result{}, err
 	}
 

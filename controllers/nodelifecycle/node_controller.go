@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/internal/index"
 	"skiff.dev/skiff/internal/podutil"
 )
 
@@ -115,7 +116,7 @@ func (r *NodeReconciler) markUnknown(ctx context.Context, node *skiffcorev1.Node
 // MarkPodsNotReady does, with a NodeNotReady Event on each.
 func (r *NodeReconciler) markPodsNotReady(ctx context.Context, node string) error {
 	var pods skiffcorev1.PodList
-	if err := r.List(ctx, &pods, client.MatchingFields{podNodeNameIndex: node}); err != nil {
+	if err := r.List(ctx, &pods, index.OnNode(node)); err != nil {
 		return err
 	}
 	var errs []error

@@ -15,9 +15,8 @@ import (
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/internal/index"
 )
 
 // Config is the node lifecycle controller's configuration.
@@ -30,11 +29,6 @@ type Config struct {
 	// DefaultTolerationSeconds admission plugin gives them (300).
 	DefaultTolerationSeconds int64
 }
-
-// podNodeNameIndex indexes skiff Pods by spec.nodeName. The name is this
-// package's own, so that another controller indexing the same field in the
-// same manager does not collide with it.
-const podNodeNameIndex = "nodelifecycle.spec.nodeName"
 
 // Setup registers the node lifecycle and taint eviction controllers with
 // the manager.
@@ -49,15 +43,8 @@ func setup(mgr ctrl.Manager, cfg Config, clk clock.Clock) error {
 	if cfg.DefaultTolerationSeconds < 0 {
 		return fmt.Errorf("--default-toleration-seconds must be >= 0, got %d", cfg.DefaultTolerationSeconds)
 	}
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), &skiffcorev1.Pod{}, podNodeNameIndex,
-		func(o client.Object) []string {
-			if n := o.(*skiffcorev1.Pod).Spec.NodeName; n != "" {
-				return []string{n}
-			}
-			return nil
-		})
-	if err != nil {
-		return fmt.Errorf("indexing pods by node: %w", err)
+	if err := index.PodsByNodeName(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
 	}
 	nodes := &NodeReconciler{
 		Client:      mgr.GetClient(),

@@ -11,7 +11,6 @@ package podgc
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -30,13 +29,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/internal/index"
 	"skiff.dev/skiff/internal/podutil"
 )
-
-// podNodeNameIndex indexes skiff Pods by spec.nodeName, under this
-// package's own name so that it cannot collide with another controller's
-// index of the same field in the same manager.
-const podNodeNameIndex = "podgc.spec.nodeName"
 
 // options are the settings tests shorten; Setup uses upstream's.
 type options struct {
@@ -59,15 +54,8 @@ func defaultOptions() options {
 func Setup(mgr ctrl.Manager) error { return setup(mgr, defaultOptions(), clock.RealClock{}) }
 
 func setup(mgr ctrl.Manager, opts options, clk clock.PassiveClock) error {
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), &skiffcorev1.Pod{}, podNodeNameIndex,
-		func(o client.Object) []string {
-			if n := o.(*skiffcorev1.Pod).Spec.NodeName; n != "" {
-				return []string{n}
-			}
-			return nil
-		})
-	if err != nil {
-		return fmt.Errorf("indexing pods by node: %w", err)
+	if err := index.PodsByNodeName(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
 	}
 	r := &Reconciler{
 		Client:       mgr.GetClient(),
@@ -278,7 +266,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // podsOnNode maps a node to the pods bound to it.
 func (r *Reconciler) podsOnNode(ctx context.Context, o client.Object) []reconcile.Request {
 	var pods skiffcorev1.PodList
-	if err := r.List(ctx, &pods, client.MatchingFields{podNodeNameIndex: o.GetName()}); err != nil {
+	if err := r.List(ctx, &pods, index.OnNode(o.GetName())); err != nil {
 		logf.FromContext(ctx).Error(err, "listing the pods of a node", "node", o.GetName())
 		return nil
 	}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"skiff.dev/skiff/internal/index"
 )
 
 // Decision is what a controller does with one candidate child.
@@ -220,43 +221,16 @@ func (c *Claimer) recheckOwner(ctx context.Context) error {
 // namespace (the kubebuilder CronJob tutorial's ".metadata.controller").
 const ControllerUIDField = ".metadata.controllerUID"
 
-// indexed remembers which (cache, kind) pairs already carry the index:
-// several controllers index the same kind (pods are children of
-// ReplicaSets, StatefulSets, DaemonSets and Jobs) and the cache refuses a
-// second registration of one index name.
-var indexed struct {
-	sync.Mutex
-	done map[indexKey]bool
-}
-
-type indexKey struct {
-	indexer client.FieldIndexer
-	kind    reflect.Type
-}
-
 // IndexByControllerUID registers the ControllerUIDField index for obj's
-// kind. It may be called by every controller that needs it.
+// kind. Every controller that needs it may call it: pods are children of
+// ReplicaSets, StatefulSets, DaemonSets and Jobs alike.
 func IndexByControllerUID(ctx context.Context, indexer client.FieldIndexer, obj client.Object) error {
-	key := indexKey{indexer: indexer, kind: reflect.TypeOf(obj)}
-	indexed.Lock()
-	defer indexed.Unlock()
-	if indexed.done[key] {
-		return nil
-	}
-	err := indexer.IndexField(ctx, obj, ControllerUIDField, func(o client.Object) []string {
+	return index.Register(ctx, indexer, obj, ControllerUIDField, func(o client.Object) []string {
 		if ref := metav1.GetControllerOfNoCopy(o); ref != nil {
 			return []string{string(ref.UID)}
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("indexing %T by controller uid: %w", obj, err)
-	}
-	if indexed.done == nil {
-		indexed.done = map[indexKey]bool{}
-	}
-	indexed.done[key] = true
-	return nil
 }
 
 // ControlledBy selects, in a List from an indexed cache, the objects whose
