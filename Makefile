@@ -45,6 +45,7 @@ help: ## Show the targets.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the API types and markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=true paths="./api/..." paths="./controllers/..." paths="./cmd/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=skiff-node-agent paths="./nodeagent/..." output:rbac:artifacts:config=config/rbac/nodeagent
 	go run ./hack/crd-upstream config/crd/bases
 
 .PHONY: generate
@@ -84,8 +85,9 @@ bench: envtest-assets build ## Run the benchmarks and print their figures.
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager.
+build: ## Build the manager and the node agent.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/nodeagent ./cmd/nodeagent
 
 .PHONY: run
 run: manifests generate ## Run the manager against the kubeconfig's cluster.
@@ -93,7 +95,7 @@ run: manifests generate ## Run the manager against the kubeconfig's cluster.
 
 .PHONY: up
 up: build envtest-assets $(KUSTOMIZE) ## Run skiff locally: etcd, kube-apiserver, the manager and a node agent.
-	go run ./hack/up --manager=$(LOCALBIN)/manager
+	go run ./hack/up --manager=$(LOCALBIN)/manager --nodeagent=$(LOCALBIN)/nodeagent
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).

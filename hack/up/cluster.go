@@ -82,6 +82,22 @@ func (u *up) startManager() (*child, error) {
 	return c, u.waitHealthy(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", u.managerPort+1))
 }
 
+// startNodeAgent starts one node agent for this machine. Its pods run in
+// the simulated runtime until the containerd runtime arrives. It is healthy
+// once its Node is registered.
+func (u *up) startNodeAgent() (*child, error) {
+	c, err := start("nodeagent", u.logDir(), u.nodeAgent,
+		"--kubeconfig="+u.path("nodeagent.kubeconfig"),
+		"--node-name="+u.nodeName,
+		"--runtime=simulated",
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", u.agentPort),
+		"--metrics-bind-address=0")
+	if err != nil {
+		return nil, err
+	}
+	return c, u.waitHealthy(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", u.agentPort))
+}
+
 // installCRDs applies skiff's CRDs server-side (they are too large for the
 // last-applied annotation of a client-side apply) and waits until they serve.
 func (u *up) installCRDs() error {
@@ -92,7 +108,8 @@ func (u *up) installCRDs() error {
 	return u.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
 }
 
-// grantManager gives the manager's local user its roles.
+// grantManager gives the manager's and the node agent's local users their
+// roles; config/local holds the node agent's.
 func (u *up) grantManager() error {
 	if err := u.kubectl("apply", "-k", "config/local"); err != nil {
 		return err

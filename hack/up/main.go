@@ -1,6 +1,6 @@
 // Command up is what `make up` runs: it starts skiff locally (etcd,
 // kube-apiserver with RBAC and service-account tokens, skiff's CRDs, the
-// manager, and the node agent once it exists), applies config/samples,
+// manager, and one node agent for this machine), applies config/samples,
 // prints how to point kubectl at the cluster, and stops everything on Ctrl-C.
 // State persists in .skiff/ across restarts.
 package main
@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,8 +27,11 @@ type up struct {
 	port         int
 	etcdPort     int
 	managerPort  int
+	agentPort    int
 	serviceCIDR  string
 	manager      string
+	nodeAgent    string
+	nodeName     string
 	samples      string
 	startTimeout time.Duration
 
@@ -43,6 +47,9 @@ func main() {
 	flag.IntVar(&u.managerPort, "manager-port", 18080, "the manager's metrics port on 127.0.0.1 (health is the next one)")
 	flag.StringVar(&u.serviceCIDR, "service-cidr", "10.96.0.0/16", "the range Services' cluster IPs come from")
 	flag.StringVar(&u.manager, "manager", "bin/manager", "the manager binary; empty to start none")
+	flag.IntVar(&u.agentPort, "nodeagent-port", 18082, "the node agent's health port on 127.0.0.1")
+	flag.StringVar(&u.nodeAgent, "nodeagent", "bin/nodeagent", "the node agent binary; empty to start none")
+	flag.StringVar(&u.nodeName, "node-name", defaultNodeName(), "the name of this machine's Node")
 	flag.StringVar(&u.samples, "samples", "config/samples", "kustomization applied once the cluster is up; empty for none")
 	flag.DurationVar(&u.startTimeout, "start-timeout", 2*time.Minute, "how long each component may take to become healthy")
 	flag.Parse()
@@ -80,10 +87,11 @@ func (u *up) run() error {
 
 // bringUp starts each component in order, each once the one before is healthy.
 func (u *up) bringUp() error {
-	if err := u.pki().ensure(clusterCerts(firstServiceIP(u.serviceCIDR))); err != nil {
+	certs := append(clusterCerts(firstServiceIP(u.serviceCIDR)), nodeAgentCert(u.nodeName))
+	if err := u.pki().ensure(certs); err != nil {
 		return fmt.Errorf("creating certificates in %s: %w", u.pki().dir, err)
 	}
-	for file, user := range map[string]string{"kubeconfig": "admin", "manager.kubeconfig": "manager"} {
+	for file, user := range map[string]string{"kubeconfig": "admin", "manager.kubeconfig": "manager", "nodeagent.kubeconfig": "nodeagent"} {
 		if err := u.pki().writeKubeconfig(u.path(file), u.server(), user); err != nil {
 			return err
 		}
@@ -95,9 +103,9 @@ func (u *up) bringUp() error {
 		{"starting etcd", u.track(u.startEtcd)},
 		{"starting kube-apiserver", u.track(u.startAPIServer)},
 		{"installing the CRDs", u.installCRDs},
-		{"granting the manager its roles", u.grantManager},
+		{"granting the manager and the node agent their roles", u.grantManager},
 		{"starting the manager", u.optional(u.manager, u.track(u.startManager))},
-		// The node agent starts here once it exists (the node agent issue).
+		{"starting the node agent", u.optional(u.nodeAgent, u.track(u.startNodeAgent))},
 		{"applying " + u.samples, u.optional(u.samples, u.applySamples)},
 	}
 	for _, s := range steps {
@@ -184,6 +192,15 @@ func (u *up) logDir() string         { return u.path("logs") }
 func (u *up) pki() pki               { return pki{dir: u.path("pki")} }
 func (u *up) bin(name string) string { return filepath.Join(u.binDir, name) }
 func (u *up) server() string         { return fmt.Sprintf("https://127.0.0.1:%d", u.port) }
+
+// defaultNodeName is this machine's hostname, lowercased as Node names are.
+func defaultNodeName() string {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "skiff-node"
+	}
+	return strings.ToLower(name)
+}
 
 // firstServiceIP is the address the apiserver takes for the kubernetes
 // Service, which its serving certificate must name.

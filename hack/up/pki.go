@@ -56,6 +56,14 @@ func clusterCerts(serviceIP net.IP) []certSpec {
 	}
 }
 
+// nodeAgentCert is the node agent's client certificate: user
+// system:node:<node> in group system:nodes, as a kubelet's. RBAC grants
+// the group, so a certificate kept from an earlier run under another node
+// name still works.
+func nodeAgentCert(nodeName string) certSpec {
+	return certSpec{name: "nodeagent", commonName: "system:node:" + nodeName, organization: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}
+}
+
 // ensure creates whatever is missing: the CA, the service-account signing
 // key and each certificate. Existing files are kept, so that kubeconfigs
 // handed out earlier keep working across restarts.

@@ -15,8 +15,9 @@ import (
 )
 
 // TestUpStartsStopsAndKeepsState runs `make up`'s program for real: the
-// cluster comes up with the manager holding its lease, a second run is
-// refused, Ctrl-C stops every process, and a restart keeps the data.
+// cluster comes up with the manager holding its lease, the node agent's
+// Node Ready and the sample pod running on it, a second run is refused,
+// Ctrl-C stops every process, and a restart keeps the data.
 func TestUpStartsStopsAndKeepsState(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -28,15 +29,18 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		}
 	}
 	work := t.TempDir()
-	upBin, managerBin := filepath.Join(work, "up"), filepath.Join(work, "manager")
+	upBin, managerBin, agentBin := filepath.Join(work, "up"), filepath.Join(work, "manager"), filepath.Join(work, "nodeagent")
 	build(t, root, upBin, "./hack/up")
 	build(t, root, managerBin, "./cmd/manager")
+	build(t, root, agentBin, "./cmd/nodeagent")
 
-	ports := freePorts(t, 3)
+	ports := freePorts(t, 4)
 	state := filepath.Join(work, "state")
 	args := []string{
 		"--state-dir=" + state, "--bin=" + filepath.Join(root, "bin"), "--manager=" + managerBin,
+		"--nodeagent=" + agentBin, "--node-name=e2e-node",
 		fmt.Sprintf("--port=%d", ports[0]), fmt.Sprintf("--etcd-port=%d", ports[1]), fmt.Sprintf("--manager-port=%d", ports[2]),
+		fmt.Sprintf("--nodeagent-port=%d", ports[3]),
 	}
 	kubectl := func(args ...string) (string, error) {
 		out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), append([]string{"--kubeconfig=" + filepath.Join(state, "kubeconfig")}, args...)...).CombinedOutput()
@@ -47,8 +51,23 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 	if out, err := kubectl("create", "configmap", "survivor", "--from-literal=k=v"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if out, err := kubectl("get", "lease", "-n", "skiff-system", "manager.skiff.dev", "-o", "jsonpath={.spec.holderIdentity}"); err != nil || out == "" {
-		t.Errorf("the manager holds no leader lease: %q %v", out, err)
+	// The manager is healthy before it is elected, and the node agent once
+	// registered, before its status is written: wait a little for both.
+	waitFor(t, "the manager holds a leader lease", filepath.Join(state, "logs", "manager.log"), func() bool {
+		out, err := kubectl("get", "lease", "-n", "skiff-system", "manager.skiff.dev", "-o", "jsonpath={.spec.holderIdentity}")
+		return err == nil && out != ""
+	})
+	waitFor(t, "the node agent's Node is Ready", filepath.Join(state, "logs", "nodeagent.log"), func() bool {
+		out, err := kubectl("get", "nodes.core.skiff.dev", "e2e-node", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && out == "True"
+	})
+	// The sample pod is scheduled onto that node, and its agent runs it.
+	waitFor(t, "the sample pod runs on the node", filepath.Join(state, "logs", "nodeagent.log"), func() bool {
+		out, err := kubectl("get", "pods.core.skiff.dev", "hello", "-o", "jsonpath={.spec.nodeName} {.status.phase}")
+		return err == nil && out == "e2e-node Running"
+	})
+	if out, err := kubectl("get", "lease", "-n", "kube-node-lease", "e2e-node", "-o", "jsonpath={.spec.holderIdentity}"); err != nil || out != "e2e-node" {
+		t.Errorf("the node agent holds no node lease: %q %v", out, err)
 	}
 	if out, err := kubectl("get", "deployments.apps.skiff.dev", "web"); err != nil {
 		t.Errorf("the samples were not applied: %v: %s", err, out)
@@ -67,6 +86,18 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		t.Errorf("the data did not survive a restart: %q %v", out, err)
 	}
 	restarted.stopAndCheck(t)
+}
+
+// waitFor polls check for up to a minute, and fails the test with the end
+// of log if it never holds.
+func waitFor(t *testing.T, what, log string, check func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !check(); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%s: not after a minute; the end of %s:\n%s", what, log, tail(log, 15))
+			return
+		}
+	}
 }
 
 // upRun is a running `make up`.
@@ -123,8 +154,8 @@ func startUp(t *testing.T, root, upBin string, args []string) *upRun {
 func (r *upRun) stopAndCheck(t *testing.T) {
 	t.Helper()
 	children := r.pids()
-	if len(children) < 3 {
-		t.Errorf("expected etcd, kube-apiserver and the manager as children, found pids %v", children)
+	if len(children) < 4 {
+		t.Errorf("expected etcd, kube-apiserver, the manager and the node agent as children, found pids %v", children)
 	}
 	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

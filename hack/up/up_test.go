@@ -80,6 +80,13 @@ func TestPKIIssuesWhatTheClusterNeeds(t *testing.T) {
 	if manager := readCert(t, p.cert("manager")); manager.Subject.CommonName != "system:skiff:manager" || len(manager.Subject.Organization) != 0 {
 		t.Errorf("the manager's identity is %v, want user system:skiff:manager with no groups", manager.Subject)
 	}
+	if err := p.ensure([]certSpec{nodeAgentCert("box")}); err != nil {
+		t.Fatal(err)
+	}
+	if agent := readCert(t, p.cert("nodeagent")); agent.Subject.CommonName != "system:node:box" ||
+		len(agent.Subject.Organization) != 1 || agent.Subject.Organization[0] != "system:nodes" {
+		t.Errorf("the node agent's identity is %v, want user system:node:box in group system:nodes", agent.Subject)
+	}
 	ca := readCert(t, p.cert("ca"))
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)

@@ -1,0 +1,221 @@
+// Command nodeagent is skiff's kubelet. It runs one node on this machine,
+// or, with --simulate=N, N simulated nodes in one process (as kwok does),
+// for tests and benchmarks. Pods run through the simulated runtime until
+// the containerd runtime arrives.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"skiff.dev/skiff/nodeagent"
+	"skiff.dev/skiff/nodeagent/simulated"
+)
+
+// flags are the agent's command-line settings. --kubeconfig is registered
+// by controller-runtime itself.
+type flags struct {
+	nodeName       string
+	nodeIP         string
+	runtime        string
+	maxPods        int
+	systemReserved string
+
+	simulate        int
+	namePrefix      string
+	simCPU          string
+	simMemory       string
+	simMaxPods      int
+	simNodeCIDR     string
+	simStartDelay   time.Duration
+	simRunDuration  time.Duration
+	simRestartDelay time.Duration
+
+	leaseDurationSeconds int
+	leaseRenewInterval   time.Duration
+	statusUpdateFreq     time.Duration
+	statusReportFreq     time.Duration
+	qps                  float64
+	burst                int
+	probeAddr            string
+	metricsAddr          string
+	zap                  zap.Options
+}
+
+// bindFlags registers the agent's flags on fs, with upstream's defaults
+// where the kubelet has the same setting.
+func bindFlags(fs *flag.FlagSet) *flags {
+	f := &flags{}
+	hostname, _ := os.Hostname()
+	fs.StringVar(&f.nodeName, "node-name", strings.ToLower(hostname), "the Node's name (default: the hostname)")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: the host's first global IPv4 address)")
+	fs.StringVar(&f.runtime, "runtime", "simulated", "the container runtime: simulated (containerd is not built yet)")
+	fs.IntVar(&f.maxPods, "max-pods", nodeagent.DefaultMaxPods, "how many pods this node takes")
+	fs.StringVar(&f.systemReserved, "system-reserved", "", "resources kept from pods, e.g. cpu=500m,memory=1Gi")
+
+	fs.IntVar(&f.simulate, "simulate", 0, "host this many simulated nodes instead of this machine's node")
+	fs.StringVar(&f.namePrefix, "node-name-prefix", "sim", "simulated nodes are named PREFIX-0000, PREFIX-0001, ...")
+	fs.StringVar(&f.simCPU, "simulate-cpu", "32", "each simulated node's CPU capacity")
+	fs.StringVar(&f.simMemory, "simulate-memory", "256Gi", "each simulated node's memory capacity")
+	fs.IntVar(&f.simMaxPods, "simulate-max-pods", nodeagent.DefaultMaxPods, "how many pods each simulated node takes")
+	fs.StringVar(&f.simNodeCIDR, "simulate-node-cidr", "10.200.0.0/16", "the range simulated nodes' InternalIPs come from")
+	fs.DurationVar(&f.simStartDelay, "simulate-start-delay", 0, "how long simulated containers take to start")
+	fs.DurationVar(&f.simRunDuration, "simulate-run-duration", 2*time.Second, "how long simulated containers of restartPolicy Never or OnFailure pods run")
+	fs.DurationVar(&f.simRestartDelay, "simulate-restart-backoff", 10*time.Second, "the first restart back-off of a simulated container, doubled per restart up to 5m")
+
+	fs.IntVar(&f.leaseDurationSeconds, "node-lease-duration-seconds", 40, "the node Lease's leaseDurationSeconds")
+	fs.DurationVar(&f.leaseRenewInterval, "node-lease-renew-interval", 10*time.Second, "how often the node Lease is renewed")
+	fs.DurationVar(&f.statusUpdateFreq, "node-status-update-frequency", 10*time.Second, "how often the agent checks whether its node's status changed")
+	fs.DurationVar(&f.statusReportFreq, "node-status-report-frequency", 5*time.Minute, "how often the node's status is rewritten when nothing changed")
+	// A thousand simulated nodes renew a hundred Leases a second on their own.
+	fs.Float64Var(&f.qps, "kube-api-qps", 1000, "requests a second the agent may send the apiserver")
+	fs.IntVar(&f.burst, "kube-api-burst", 2000, "requests the agent may send the apiserver in a burst")
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":10248", "address the /healthz and /readyz endpoints bind to; 0 disables them")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0", "address the /metrics endpoint binds to; 0 disables it")
+	f.zap.BindFlags(fs)
+	return f
+}
+
+func main() {
+	f := bindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
+	opts, err := hostOptions(f)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nodeagent:", err)
+		os.Exit(2)
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nodeagent: finding the cluster: %v (pass --kubeconfig or set KUBECONFIG)\n", err)
+		os.Exit(1)
+	}
+	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
+	if err := run(ctrl.SetupSignalHandler(), cfg, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "nodeagent:", err)
+		os.Exit(1)
+	}
+}
+
+// run hosts the nodes until ctx ends.
+func run(ctx context.Context, cfg *rest.Config, opts nodeagent.Options) error {
+	host, err := nodeagent.NewHost(cfg, opts)
+	if err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting the node agent", "nodes", len(opts.Nodes), "first", opts.Nodes[0].Name)
+	return host.Start(ctx)
+}
+
+// hostOptions turns the flags into the host's options: the nodes, their
+// runtime and the timings.
+func hostOptions(f *flags) (nodeagent.Options, error) {
+	if f.runtime != "simulated" {
+		if f.runtime == "containerd" {
+			return nodeagent.Options{}, errors.New("runtime containerd is not built yet: use --runtime=simulated")
+		}
+		return nodeagent.Options{}, fmt.Errorf("--runtime: unknown runtime %q: use simulated", f.runtime)
+	}
+	if f.leaseDurationSeconds < 1 {
+		return nodeagent.Options{}, fmt.Errorf("--node-lease-duration-seconds: must be >= 1, got %d", f.leaseDurationSeconds)
+	}
+	nodes, err := nodeConfigs(f)
+	if err != nil {
+		return nodeagent.Options{}, err
+	}
+	simOpts := simulated.Options{StartDelay: f.simStartDelay, RunDuration: f.simRunDuration, RestartBackoff: f.simRestartDelay}
+	return nodeagent.Options{
+		Nodes:                  nodes,
+		NewRuntime:             simulated.Runtimes(simOpts),
+		LeaseDuration:          time.Duration(f.leaseDurationSeconds) * time.Second,
+		LeaseRenewInterval:     f.leaseRenewInterval,
+		StatusUpdateFrequency:  f.statusUpdateFreq,
+		StatusReportFrequency:  f.statusReportFreq,
+		MetricsBindAddress:     f.metricsAddr,
+		HealthProbeBindAddress: f.probeAddr,
+	}, nil
+}
+
+// nodeConfigs describes the nodes to host: this machine's, or --simulate
+// simulated ones with the capacity the flags give.
+func nodeConfigs(f *flags) ([]nodeagent.NodeConfig, error) {
+	osImage, kernel := nodeagent.HostOSImage(), nodeagent.HostKernelVersion()
+	if f.simulate <= 0 {
+		if f.nodeName == "" {
+			return nil, errors.New("--node-name: the hostname is empty; name the node")
+		}
+		capacity, err := nodeagent.HostCapacity(f.maxPods)
+		if err != nil {
+			return nil, err
+		}
+		reserved, err := parseResourceList(f.systemReserved)
+		if err != nil {
+			return nil, fmt.Errorf("--system-reserved: %w", err)
+		}
+		ip := f.nodeIP
+		if ip == "" {
+			ip = nodeagent.HostIP()
+		}
+		return []nodeagent.NodeConfig{{
+			Name: f.nodeName, InternalIP: ip, OSImage: osImage, KernelVersion: kernel,
+			MachineID: nodeagent.HostMachineID(), SystemUUID: nodeagent.HostSystemUUID(), BootID: nodeagent.HostBootID(),
+			Capacity: capacity, Allocatable: nodeagent.Allocatable(capacity, reserved),
+		}}, nil
+	}
+	cpu, err := resource.ParseQuantity(f.simCPU)
+	if err != nil {
+		return nil, fmt.Errorf("--simulate-cpu: %w", err)
+	}
+	mem, err := resource.ParseQuantity(f.simMemory)
+	if err != nil {
+		return nil, fmt.Errorf("--simulate-memory: %w", err)
+	}
+	fleet := simulated.Fleet{
+		Prefix: f.namePrefix,
+		Count:  f.simulate,
+		Capacity: corev1.ResourceList{
+			corev1.ResourceCPU:    cpu,
+			corev1.ResourceMemory: mem,
+			corev1.ResourcePods:   *resource.NewQuantity(int64(f.simMaxPods), resource.DecimalSI),
+		},
+		NodeCIDR:      f.simNodeCIDR,
+		OSImage:       osImage,
+		KernelVersion: kernel,
+	}
+	nodes, err := fleet.Nodes()
+	if err != nil {
+		return nil, fmt.Errorf("--simulate: %w", err)
+	}
+	return nodes, nil
+}
+
+// parseResourceList reads "cpu=500m,memory=1Gi".
+func parseResourceList(s string) (corev1.ResourceList, error) {
+	out := corev1.ResourceList{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not name=quantity", kv)
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[corev1.ResourceName(k)] = q
+	}
+	return out, nil
+}
