@@ -18,7 +18,9 @@ func TestLocalClusterRefusesUpstreamCoreKinds(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	defer func() {
-		_, _ = env.Kubectl("delete", "--ignore-not-found", "-k", filepath.Join(env.Root, "config", "local"))
+		// --wait=false: no namespace controller runs here, so the
+		// skiff-system Namespace would stay Terminating for ever.
+		_, _ = env.Kubectl("delete", "--ignore-not-found", "--wait=false", "-k", filepath.Join(env.Root, "config", "local"))
 	}()
 	dir := t.TempDir()
 	upstream := writeFile(t, dir, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: upstream}\nspec: {containers: [{name: c, image: x}]}\n")
