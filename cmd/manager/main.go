@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -33,6 +35,9 @@ type flags struct {
 	burst                   int
 	controllers             controllers.Options
 	zap                     zap.Options
+	// manyPerProcess lets several managers run in one process, as the
+	// leader-election test does; a real process holds one.
+	manyPerProcess bool
 }
 
 func parseFlags() *flags {
@@ -105,6 +110,7 @@ func run(ctx context.Context, cfg *rest.Config, f *flags) error {
 		// A manager that loses its lease exits at once, so that two managers
 		// never act together; its restart rejoins the election.
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(f.manyPerProcess)},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

@@ -42,6 +42,7 @@ func startManager(t *testing.T, args ...string) (probeAddr, metricsAddr string, 
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
+	f.manyPerProcess = true
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
