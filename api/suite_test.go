@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"skiff.dev/skiff/internal/testenv"
@@ -12,15 +10,5 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "api suite:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
-	}
-	os.Exit(code)
+	testenv.RunSuite(m, "api", &env)
 }

@@ -38,14 +38,7 @@ func TestMain(m *testing.M) {
 	if kubeconfig := os.Getenv(managerKubeconfigEnv); kubeconfig != "" {
 		os.Exit(runManagerProcess(kubeconfig))
 	}
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "control plane suite:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = env.Stop()
-	os.Exit(code)
+	testenv.RunSuite(m, "control plane", &env)
 }
 
 // testOptions are the controllers' settings in this suite: a node is lost

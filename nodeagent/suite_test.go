@@ -2,7 +2,6 @@ package nodeagent_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -25,17 +24,7 @@ var env *testenv.Env
 func TestMain(m *testing.M) {
 	// Errors only: a failing test shows what the agent refused to do.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "nodeagent suite:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
-	}
-	os.Exit(code)
+	testenv.RunSuite(m, "nodeagent", &env)
 }
 
 // simNode describes a simulated node as cmd/nodeagent does.

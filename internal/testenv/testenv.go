@@ -157,3 +157,19 @@ func (e *Env) WriteAdminKubeconfig(dir string) (string, error) {
 	path := filepath.Join(dir, "admin.kubeconfig")
 	return path, os.WriteFile(path, data, 0o600)
 }
+
+// RunSuite is a suite's TestMain: it starts the test cluster into *env,
+// runs the package's tests, stops the cluster and exits with the tests'
+// code. A cluster that cannot start fails the suite, naming it.
+func RunSuite(m *testing.M, suite string, env **Env) {
+	var err error
+	if *env, err = Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s suite: %v\n", suite, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := (*env).Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the test cluster:", err)
+	}
+	os.Exit(code)
+}
