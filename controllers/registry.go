@@ -5,6 +5,8 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -18,6 +20,11 @@ import (
 
 // Options are the controllers' settings, filled from the manager's flags.
 type Options struct {
+	// Controllers selects the controllers to run, as kube-controller-manager's
+	// --controllers: "*" is every one, "name" enables one, "-name" disables
+	// one. Empty means "*".
+	Controllers []string
+
 	Scheduler     scheduler.Config
 	NodeLifecycle nodelifecycle.Config
 	NodeIPAM      nodeipam.Config
@@ -45,9 +52,15 @@ var registry = []controller{
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Setup registers every controller in the registry with the manager.
+// Setup registers the selected controllers with the manager.
 func Setup(mgr ctrl.Manager, opts Options) error {
+	if err := checkSelection(opts.Controllers); err != nil {
+		return err
+	}
 	for _, c := range registry {
+		if !selected(c.name, opts.Controllers) {
+			continue
+		}
 		if err := c.setup(mgr, opts); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", c.name, err)
 		}
@@ -55,11 +68,58 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// Names lists the registered controllers, for the manager's start-up log.
+// Selected lists the controllers that opts runs, for the manager's
+// start-up log.
+func Selected(opts Options) []string {
+	var names []string
+	for _, c := range registry {
+		if selected(c.name, opts.Controllers) {
+			names = append(names, c.name)
+		}
+	}
+	return names
+}
+
+// Names lists every registered controller.
 func Names() []string {
 	names := make([]string, 0, len(registry))
 	for _, c := range registry {
 		names = append(names, c.name)
 	}
 	return names
+}
+
+// selected reports whether the --controllers list enables name: named
+// explicitly, or covered by "*" and not disabled with "-name".
+func selected(name string, list []string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	all := false
+	for _, item := range list {
+		switch item {
+		case name:
+			return true
+		case "-" + name:
+			return false
+		case "*":
+			all = true
+		}
+	}
+	return all
+}
+
+// checkSelection refuses names that no controller has, so that a typo does
+// not silently turn a controller off.
+func checkSelection(list []string) error {
+	for _, item := range list {
+		name := strings.TrimPrefix(item, "-")
+		if name == "*" {
+			continue
+		}
+		if !slices.Contains(Names(), name) {
+			return fmt.Errorf("--controllers: unknown controller %q; known: %s", name, strings.Join(Names(), ", "))
+		}
+	}
+	return nil
 }

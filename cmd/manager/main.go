@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -29,6 +30,7 @@ import (
 type flags struct {
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
 	qps                     float64
@@ -52,6 +54,7 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	f := &flags{}
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address the /metrics endpoint binds to; 0 disables it")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address the /healthz and /readyz endpoints bind to")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "", "address Go's /debug/pprof endpoints bind to; empty disables them")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader so that only one manager acts at a time")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; defaults to the pod's namespace when in a cluster")
 	// client-go's default of 5 requests a second would pace a scheduler
@@ -66,6 +69,10 @@ func bindFlags(fs *flag.FlagSet) *flags {
 // bindControllerFlags registers each controller's settings, with upstream's
 // defaults where upstream has the same setting.
 func bindControllerFlags(fs *flag.FlagSet, o *controllers.Options) {
+	fs.Func("controllers", "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, comma-separated (default '*'; known: "+strings.Join(controllers.Names(), ", ")+")", func(v string) error {
+		o.Controllers = strings.Split(v, ",")
+		return nil
+	})
 	fs.StringVar(&o.Scheduler.Scoring, "scheduler-scoring", "LeastAllocated", "how the scheduler scores nodes: LeastAllocated spreads pods, MostAllocated packs them")
 	fs.Func("percentage-of-nodes-to-score", "feasible nodes scored per pod, in percent (default: adaptive, as upstream)", func(v string) error {
 		n, err := strconv.ParseInt(v, 10, 32)
@@ -104,6 +111,7 @@ func run(ctx context.Context, cfg *rest.Config, f *flags) error {
 		Scheme:                  api.NewScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress:  f.probeAddr,
+		PprofBindAddress:        f.pprofAddr,
 		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        "manager.skiff.dev",
 		LeaderElectionNamespace: f.leaderElectionNamespace,
@@ -124,7 +132,7 @@ func run(ctx context.Context, cfg *rest.Config, f *flags) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting the manager", "controllers", controllers.Names())
+	log.Info("starting the manager", "controllers", controllers.Selected(f.controllers))
 	go func() {
 		select {
 		case <-mgr.Elected():

@@ -19,6 +19,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/internal/recorder"
 )
 
 // Config is the node IPAM controller's configuration.
@@ -49,7 +50,7 @@ func setup(mgr ctrl.Manager, cfg Config, opts options) error {
 	}
 	r := &Reconciler{
 		Client:         mgr.GetClient(),
-		Recorder:       mgr.GetEventRecorder("nodeipam-controller"),
+		Recorder:       recorder.New(mgr, "nodeipam-controller"),
 		set:            set,
 		owner:          map[string]netip.Prefix{},
 		retryExhausted: opts.retryExhausted,

@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"skiff.dev/skiff/internal/index"
+	"skiff.dev/skiff/internal/recorder"
 )
 
 // Config is the node lifecycle controller's configuration.
@@ -48,7 +49,7 @@ func setup(mgr ctrl.Manager, cfg Config, clk clock.Clock) error {
 	}
 	nodes := &NodeReconciler{
 		Client:      mgr.GetClient(),
-		Recorder:    mgr.GetEventRecorder("node-controller"),
+		Recorder:    recorder.New(mgr, "node-controller"),
 		Clock:       clk,
 		GracePeriod: cfg.NodeMonitorGracePeriod,
 	}
@@ -57,7 +58,7 @@ func setup(mgr ctrl.Manager, cfg Config, clk clock.Clock) error {
 	}
 	evictions := &EvictionReconciler{
 		Client:                   mgr.GetClient(),
-		Recorder:                 mgr.GetEventRecorder("taint-eviction-controller"),
+		Recorder:                 recorder.New(mgr, "taint-eviction-controller"),
 		Clock:                    clk,
 		DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
 	}

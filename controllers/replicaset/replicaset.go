@@ -30,6 +30,7 @@ import (
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/controllerref"
 	"skiff.dev/skiff/internal/podutil"
+	"skiff.dev/skiff/internal/recorder"
 )
 
 // concurrentSyncs is how many ReplicaSets are synced at once, upstream's
@@ -60,7 +61,7 @@ func Setup(mgr ctrl.Manager) error {
 	r := &Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("replicaset-controller"),
+		Recorder:  recorder.New(mgr, "replicaset-controller"),
 		Clock:     clock.RealClock{},
 	}
 	return r.SetupWithManager(mgr)

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"time"
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
@@ -15,8 +16,9 @@ import (
 // in its own goroutine, so a burst of 10,000 bindings would carry 10,000
 // Event writes competing with them and halve the binding rate. Small
 // bursts get their Events at once; a big one gets them at this rate,
-// after its bindings. Beyond the backlog they are dropped, as the
-// broadcaster itself drops Events when its queue is full.
+// after its bindings: while bindings wait for a worker, no Scheduled Event
+// is sent at all. Beyond the backlog they are dropped, as the broadcaster
+// itself drops Events when its queue is full.
 const (
 	scheduledEventRate    = 20
 	scheduledEventBurst   = 200
@@ -33,10 +35,12 @@ type scheduledEvent struct {
 type eventPacer struct {
 	recorder events.EventRecorder
 	pending  chan scheduledEvent
+	// bindingsWaiting tells whether bindings are queued for the workers.
+	bindingsWaiting func() bool
 }
 
-func newEventPacer(recorder events.EventRecorder) *eventPacer {
-	return &eventPacer{recorder: recorder, pending: make(chan scheduledEvent, scheduledEventBacklog)}
+func newEventPacer(recorder events.EventRecorder, bindingsWaiting func() bool) *eventPacer {
+	return &eventPacer{recorder: recorder, pending: make(chan scheduledEvent, scheduledEventBacklog), bindingsWaiting: bindingsWaiting}
 }
 
 // scheduled queues the Event for a pod bound to node, or drops it when the
@@ -56,11 +60,24 @@ func (e *eventPacer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-e.pending:
-			if limiter.Wait(ctx) != nil {
+			if !e.waitForIdleBindings(ctx) || limiter.Wait(ctx) != nil {
 				return
 			}
 			e.recorder.Eventf(ev.pod, nil, corev1.EventTypeNormal, "Scheduled", "Binding",
 				"Successfully assigned %s/%s to %s", ev.pod.Namespace, ev.pod.Name, ev.node)
 		}
 	}
+}
+
+// waitForIdleBindings blocks while bindings are waiting; it reports false
+// when ctx ends first.
+func (e *eventPacer) waitForIdleBindings(ctx context.Context) bool {
+	for e.bindingsWaiting() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return true
 }

@@ -32,6 +32,7 @@ import (
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/podutil"
+	"skiff.dev/skiff/internal/recorder"
 )
 
 // Config is the scheduler's configuration, from the manager's flags.
@@ -73,19 +74,21 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder(SchedulerName)
-	return mgr.Add(&Scheduler{
+	rec := recorder.New(mgr, SchedulerName)
+	s := &Scheduler{
 		cfg:        cfg,
 		client:     mgr.GetClient(),
 		informers:  mgr.GetCache(),
-		recorder:   recorder,
-		events:     newEventPacer(recorder),
+		recorder:   rec,
 		log:        mgr.GetLogger().WithName("scheduler"),
 		cache:      NewCache(time.Now),
 		queue:      NewQueue(time.Now),
 		algo:       newAlgorithm(cfg),
 		priorities: newPriorityClasses(),
-	})
+		work:       make(chan func(context.Context), cfg.BindWorkers),
+	}
+	s.events = newEventPacer(rec, func() bool { return len(s.work) > 0 })
+	return mgr.Add(s)
 }
 
 // The scheduler reads nodes and priority classes, binds pods (a patch),
@@ -120,7 +123,6 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if err := s.watch(ctx); err != nil {
 		return err
 	}
-	s.work = make(chan func(context.Context), s.cfg.BindWorkers)
 	done := make(chan struct{})
 	for range s.cfg.BindWorkers {
 		go func() {

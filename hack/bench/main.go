@@ -15,6 +15,10 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // options are the settings every scenario shares.
@@ -48,6 +52,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: unknown scenario %q\n", *scenario)
 		os.Exit(2)
 	}
+	// The benchmark's own informers log only their errors.
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
