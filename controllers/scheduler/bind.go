@@ -87,6 +87,12 @@ func (s *Scheduler) recordFailure(ctx context.Context, pi *PodInfo, fe *FitError
 	changed := podutil.SetCondition(&updated.Status, corev1.PodCondition{
 		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: msg,
 	})
+	// Upstream's apiserver sets phase Pending when a pod is created; a
+	// custom resource starts with no status, so the first status write does.
+	if updated.Status.Phase == "" {
+		updated.Status.Phase = corev1.PodPending
+		changed = true
+	}
 	if p != nil && updated.Status.NominatedNodeName != p.node.Name {
 		updated.Status.NominatedNodeName = p.node.Name
 		changed = true

@@ -214,6 +214,9 @@ func TestUnschedulableUntilANodeFits(t *testing.T) {
 		if cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != corev1.PodReasonUnschedulable || cond.Message != want {
 			return fmt.Errorf("PodScheduled is %+v", cond)
 		}
+		if p.Status.Phase != corev1.PodPending {
+			return fmt.Errorf("an unschedulable pod is in phase %q, want Pending", p.Status.Phase)
+		}
 		return nil
 	})
 	if note := c.event("big", "FailedScheduling"); note != want {
