@@ -4,8 +4,10 @@
 #   make up     run skiff locally (etcd, kube-apiserver, the manager, a node agent)
 #   make test   run every test
 
-# Image of the manager for `make deploy` and `make docker-build`.
+# Images of the manager (for `make deploy`) and the node agent, for
+# `make docker-build`.
 IMG ?= skiff/manager:latest
+NODEAGENT_IMG ?= skiff/nodeagent:latest
 
 # Versions. KUBERNETES_VERSION must match the k8s.io/* modules in go.mod.
 KUBERNETES_VERSION ?= v1.37.2
@@ -98,8 +100,9 @@ up: build envtest-assets $(KUSTOMIZE) ## Run skiff locally: etcd, kube-apiserver
 	go run ./hack/up --manager=$(LOCALBIN)/manager --nodeagent=$(LOCALBIN)/nodeagent
 
 .PHONY: docker-build
-docker-build: ## Build the manager image (needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the manager and node agent images (needs a Docker engine).
+	docker build --target manager -t $(IMG) .
+	docker build --target nodeagent -t $(NODEAGENT_IMG) .
 
 ##@ Deployment
 
