@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -109,19 +108,13 @@ func startNodes(t *testing.T, prefix string, n int) *nodeagent.Host {
 			Name: fmt.Sprintf("%s-%d", prefix, i), Capacity: capacity, InternalIP: fmt.Sprintf("192.0.2.%d", i+1),
 		})
 	}
-	host, err := nodeagent.NewHost(fastConfig(), opts)
+	host, err := nodeagent.NewHost(env.FastConfig(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := host.Start(ctx); err != nil {
-			t.Errorf("the simulated nodes failed: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done; deleteNodes(t, host.NodeNames()) })
+	// Cleanups run last first: the host stops before its nodes go.
+	t.Cleanup(func() { deleteNodes(t, host.NodeNames()) })
+	testenv.Run(t, "the simulated nodes", host.Start)
 	testenv.Eventually(t, 60*time.Second, func() error {
 		if got := host.Registered(); got < n {
 			return fmt.Errorf("%d of %d nodes registered", got, n)
@@ -129,10 +122,4 @@ func startNodes(t *testing.T, prefix string, n int) *nodeagent.Host {
 		return nil
 	})
 	return host
-}
-
-func fastConfig() *rest.Config {
-	cfg := rest.CopyConfig(env.Config)
-	cfg.QPS, cfg.Burst = 1000, 2000
-	return cfg
 }

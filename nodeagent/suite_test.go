@@ -1,7 +1,6 @@
 package nodeagent_test
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -55,33 +53,10 @@ func hostOptions(sim simulated.Options, nodes ...nodeagent.NodeConfig) nodeagent
 // early and waits for it, as when the agent's process exits.
 func startHost(t *testing.T, opts nodeagent.Options) (*nodeagent.Host, func()) {
 	t.Helper()
-	cfg := rest.CopyConfig(env.Config)
-	cfg.QPS, cfg.Burst = 1000, 2000
-	host, err := nodeagent.NewHost(cfg, opts)
+	host, err := nodeagent.NewHost(env.FastConfig(), opts)
 	if err != nil {
 		t.Fatalf("creating the host: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := host.Start(ctx); err != nil {
-			t.Errorf("the host failed: %v", err)
-		}
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("the host did not stop within 30s")
-		}
-	}
-	t.Cleanup(stop)
+	stop := testenv.Run(t, "the host", host.Start)
 	return host, stop
 }

@@ -98,7 +98,12 @@ func (s *Scheduler) recordFailure(ctx context.Context, pi *PodInfo, fe *FitError
 		changed = true
 	}
 	if changed {
-		if err := s.client.Status().Patch(ctx, updated, client.MergeFrom(pod)); err != nil && !apierrors.IsNotFound(err) {
+		// Conditional on the pod's resourceVersion: a report that lost a
+		// race with a later binding (and the agent's status) is dropped
+		// instead of writing Pending over Running.
+		patch := client.MergeFromWithOptions(pod, client.MergeFromWithOptimisticLock{})
+		err := s.client.Status().Patch(ctx, updated, patch)
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			s.log.Error(err, "recording a scheduling failure", "pod", pi.Key())
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -95,7 +94,7 @@ func newBenchCluster(ctx context.Context, o options) (*benchCluster, error) {
 		b.kubeconfig, err = env.WriteAdminKubeconfig(b.dir)
 	}
 	if err == nil {
-		b.client, err = client.New(fastConfig(env), client.Options{Scheme: env.Scheme})
+		b.client, err = client.New(env.FastConfig(), client.Options{Scheme: env.Scheme})
 	}
 	if err != nil {
 		_ = env.Stop()
@@ -243,14 +242,6 @@ func (b *benchCluster) schedulerAlone(ctx context.Context, o options, t *table) 
 	return float64(o.pods) / w.lastBound.Sub(w.firstBound).Seconds(), nil
 }
 
-// fastConfig lifts client-go's default rate limit, so that the benchmark's
-// own client measures the apiserver rather than itself.
-func fastConfig(env *testenv.Env) *rest.Config {
-	cfg := rest.CopyConfig(env.Config)
-	cfg.QPS, cfg.Burst = 5000, 10000
-	return cfg
-}
-
 func benchReplicaSet(ns, name string, replicas int) *skiffappsv1.ReplicaSet {
 	labels := map[string]string{"app": name}
 	rs := &skiffappsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
@@ -315,7 +306,7 @@ type podWatch struct {
 func watchPods(ctx context.Context, env *testenv.Env, ns string, want int) (*podWatch, error) {
 	w := &podWatch{want: want, allSeen: make(chan struct{}), allBound: make(chan struct{}), allRunning: make(chan struct{}),
 		seen: map[types.UID]bool{}, bound: map[types.UID]bool{}, running: map[types.UID]bool{}}
-	informers, err := cache.New(fastConfig(env), cache.Options{Scheme: env.Scheme,
+	informers, err := cache.New(env.FastConfig(), cache.Options{Scheme: env.Scheme,
 		DefaultNamespaces: map[string]cache.Config{ns: {}}})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // The returned stop ends the manager early and waits for it.
 func (e *Env) StartManager(t testing.TB, setup func(ctrl.Manager) error) (stop func()) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(e.fastConfig(), ctrl.Options{
+	mgr, err := ctrl.NewManager(e.FastConfig(), ctrl.Options{
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -31,35 +32,41 @@ func (e *Env) StartManager(t testing.TB, setup func(ctrl.Manager) error) (stop f
 	if err := setup(mgr); err != nil {
 		t.Fatalf("registering controllers: %v", err)
 	}
+	return Run(t, "the manager", mgr.Start)
+}
+
+// Run runs start in the background until the test ends, failing the test
+// if it returns an error. The returned stop ends it early and waits for it,
+// as when its process exits; a restart test calls stop and Run again.
+func Run(t testing.TB, what string, start func(context.Context) error) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("the manager failed: %v", err)
+		if err := start(ctx); err != nil {
+			t.Errorf("%s failed: %v", what, err)
 		}
 	}()
-	var stopped bool
+	var once sync.Once
 	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("the manager did not stop within 30s")
-		}
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Errorf("%s did not stop within 30s", what)
+			}
+		})
 	}
 	t.Cleanup(stop)
 	return stop
 }
 
-// fastConfig is the test cluster's config without client-side rate
-// limiting, which would otherwise pace every suite at client-go's default
-// 5 requests a second.
-func (e *Env) fastConfig() *rest.Config {
+// FastConfig is the test cluster's config with client-side rate limiting
+// lifted, which would otherwise pace every suite at client-go's default 5
+// requests a second.
+func (e *Env) FastConfig() *rest.Config {
 	cfg := rest.CopyConfig(e.Config)
 	cfg.QPS, cfg.Burst = 1000, 2000
 	return cfg
