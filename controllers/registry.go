@@ -10,12 +10,17 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"skiff.dev/skiff/controllers/cronjob"
+	"skiff.dev/skiff/controllers/daemonset"
+	"skiff.dev/skiff/controllers/deployment"
 	"skiff.dev/skiff/controllers/garbagecollector"
+	"skiff.dev/skiff/controllers/job"
 	"skiff.dev/skiff/controllers/nodeipam"
 	"skiff.dev/skiff/controllers/nodelifecycle"
 	"skiff.dev/skiff/controllers/podgc"
 	"skiff.dev/skiff/controllers/replicaset"
 	"skiff.dev/skiff/controllers/scheduler"
+	"skiff.dev/skiff/controllers/statefulset"
 )
 
 // Options are the controllers' settings, filled from the manager's flags.
@@ -46,6 +51,11 @@ var registry = []controller{
 	{"nodelifecycle", func(m ctrl.Manager, o Options) error { return nodelifecycle.Setup(m, o.NodeLifecycle) }},
 	{"nodeipam", func(m ctrl.Manager, o Options) error { return nodeipam.Setup(m, o.NodeIPAM) }},
 	{"podgc", func(m ctrl.Manager, _ Options) error { return podgc.Setup(m) }},
+	{"deployment", func(m ctrl.Manager, _ Options) error { return deployment.Setup(m) }},
+	{"statefulset", func(m ctrl.Manager, _ Options) error { return statefulset.Setup(m) }},
+	{"daemonset", func(m ctrl.Manager, _ Options) error { return daemonset.Setup(m) }},
+	{"job", func(m ctrl.Manager, _ Options) error { return job.Setup(m) }},
+	{"cronjob", func(m ctrl.Manager, _ Options) error { return cronjob.Setup(m) }},
 }
 
 // Every controller emits Events, as upstream's do.
