@@ -1,0 +1,152 @@
+package daemonset
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
+	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/internal/controllerref"
+)
+
+// templateHash names a pod template revision: the same template always
+// hashes the same, so pods carrying the hash in their
+// controller-revision-hash label are up to date. The collision count
+// changes the hash when two templates would collide.
+func templateHash(template *corev1.PodTemplateSpec, collisionCount *int32) string {
+	h := fnv.New32a()
+	// json.Marshal of a Go struct is deterministic (fields in order, map
+	// keys sorted).
+	data, _ := json.Marshal(template)
+	h.Write(data)
+	if collisionCount != nil {
+		fmt.Fprintf(h, "%d", *collisionCount)
+	}
+	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+}
+
+// revisionData is what a ControllerRevision stores: the patch that
+// restores the DaemonSet's template, as upstream.
+func revisionData(ds *skiffappsv1.DaemonSet) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"spec": map[string]any{"template": ds.Spec.Template, "$patch": "replace"},
+	})
+}
+
+// ensureRevision makes sure a ControllerRevision exists for the current
+// template, named <daemonset>-<hash>, and is the newest one the DaemonSet
+// has. It lets a rollback (and `kubectl rollout history`)
+// find earlier templates.
+func (r *Reconciler) ensureRevision(ctx context.Context, ds *skiffappsv1.DaemonSet, hash string) error {
+	var revs appsv1.ControllerRevisionList
+	if err := r.List(ctx, &revs, client.InNamespace(ds.Namespace), controllerref.ControlledBy(ds.UID)); err != nil {
+		return fmt.Errorf("listing the revisions of %s: %w", ds.Name, err)
+	}
+	var newest int64
+	var current *appsv1.ControllerRevision
+	for i := range revs.Items {
+		if revs.Items[i].Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
+			current = &revs.Items[i]
+		}
+		newest = max(newest, revs.Items[i].Revision)
+	}
+	switch {
+	case current == nil:
+		return r.createRevision(ctx, ds, hash, newest+1)
+	case current.Revision < newest:
+		// A template brought back (a rollback) becomes the newest
+		// revision again, as upstream renumbers it.
+		orig := current.DeepCopy()
+		current.Revision = newest + 1
+		if err := r.Patch(ctx, current, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("renumbering revision %s: %w", current.Name, err)
+		}
+	}
+	return nil
+}
+
+// createRevision records the DaemonSet's current template as revision
+// number n.
+func (r *Reconciler) createRevision(ctx context.Context, ds *skiffappsv1.DaemonSet, hash string, n int64) error {
+	data, err := revisionData(ds)
+	if err != nil {
+		return err
+	}
+	ref, err := controllerref.NewControllerRef(ds, r.Scheme())
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{}
+	for k, v := range ds.Spec.Template.Labels {
+		labels[k] = v
+	}
+	labels[appsv1.ControllerRevisionHashLabelKey] = hash
+	rev := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            ds.Name + "-" + hash,
+			Namespace:       ds.Namespace,
+			Labels:          labels,
+			OwnerReferences: []metav1.OwnerReference{*ref},
+		},
+		Data:     runtime.RawExtension{Raw: data},
+		Revision: n,
+	}
+	if err := r.Create(ctx, rev); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating revision %s: %w", rev.Name, err)
+	}
+	return nil
+}
+
+// defaultRevisionHistoryLimit is apps/v1's default revisionHistoryLimit.
+const defaultRevisionHistoryLimit = 10
+
+// staleRevisions picks the revisions to delete: beyond the history limit,
+// the oldest ones that are neither current nor still run by a pod.
+func staleRevisions(revs []appsv1.ControllerRevision, limit *int32, current string, inUse map[string]bool) []*appsv1.ControllerRevision {
+	keep := defaultRevisionHistoryLimit
+	if limit != nil {
+		keep = int(*limit)
+	}
+	var old []*appsv1.ControllerRevision
+	for i := range revs {
+		h := revs[i].Labels[appsv1.ControllerRevisionHashLabelKey]
+		if h != current && !inUse[h] && revs[i].DeletionTimestamp == nil {
+			old = append(old, &revs[i])
+		}
+	}
+	if len(old) <= keep {
+		return nil
+	}
+	slices.SortFunc(old, func(a, b *appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
+	return old[:len(old)-keep]
+}
+
+// cleanupHistory deletes the revisions beyond spec.revisionHistoryLimit.
+func (r *Reconciler) cleanupHistory(ctx context.Context, ds *skiffappsv1.DaemonSet, hash string, pods []*skiffcorev1.Pod) error {
+	var revs appsv1.ControllerRevisionList
+	if err := r.List(ctx, &revs, client.InNamespace(ds.Namespace), controllerref.ControlledBy(ds.UID)); err != nil {
+		return fmt.Errorf("listing the revisions of %s: %w", ds.Name, err)
+	}
+	inUse := map[string]bool{}
+	for _, p := range pods {
+		inUse[p.Labels[appsv1.ControllerRevisionHashLabelKey]] = true
+	}
+	for _, rev := range staleRevisions(revs.Items, ds.Spec.RevisionHistoryLimit, hash, inUse) {
+		if err := r.Delete(ctx, rev, client.Preconditions{UID: &rev.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting revision %s: %w", rev.Name, err)
+		}
+	}
+	return nil
+}
