@@ -34,6 +34,7 @@ import (
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/controllerref"
+	"skiff.dev/skiff/internal/expectations"
 	"skiff.dev/skiff/internal/podutil"
 	"skiff.dev/skiff/internal/recorder"
 )
@@ -53,7 +54,7 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 
-	expectations *expectations
+	expectations *expectations.Expectations
 }
 
 // Setup registers the DaemonSet controller with the manager.
@@ -70,7 +71,7 @@ func Setup(mgr ctrl.Manager) error {
 // SetupWithManager indexes pods and revisions by controller and watches
 // DaemonSets, their pods and every node.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.expectations = newExpectations(r.Clock)
+	r.expectations = expectations.New(r.Clock)
 	ctx := context.Background()
 	if err := controllerref.IndexByControllerUID(ctx, mgr.GetFieldIndexer(), &skiffcorev1.Pod{}); err != nil {
 		return err
@@ -124,7 +125,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	// 2. Decide whether to change pods before reading the cache: once the
 	// expectations are met, the reads below see every pod they waited for.
-	mayManage := r.expectations.satisfied(ds.UID)
+	mayManage := r.expectations.Satisfied(ds.UID)
 
 	// 3. Read the nodes and claim the pods.
 	var nodeList skiffcorev1.NodeList
@@ -250,7 +251,7 @@ func (r *Reconciler) apply(ctx context.Context, ds *skiffappsv1.DaemonSet, spec 
 	for i, pod := range p.remove {
 		uids[i] = pod.UID
 	}
-	r.expectations.expect(ds.UID, len(p.createOn), uids)
+	r.expectations.Expect(ds.UID, len(p.createOn), uids)
 
 	var mu sync.Mutex
 	var errs []error
@@ -265,7 +266,7 @@ func (r *Reconciler) apply(ctx context.Context, ds *skiffappsv1.DaemonSet, spec 
 			pod := newPod(ds, ref, spec, hash, node)
 			if err := r.Create(ctx, pod); err != nil {
 				// This creation will never be observed.
-				r.expectations.creationObserved(ds.UID)
+				r.expectations.CreationObserved(ds.UID)
 				r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, "FailedCreate", "Create", "Error creating: %v", err)
 				fail(err)
 				return
@@ -280,7 +281,7 @@ func (r *Reconciler) apply(ctx context.Context, ds *skiffappsv1.DaemonSet, spec 
 				r.Recorder.Eventf(ds, pod, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "Deleted pod: %s", pod.Name)
 				return
 			}
-			r.expectations.deletionObserved(ds.UID, pod.UID)
+			r.expectations.DeletionObserved(ds.UID, pod.UID)
 			if apierrors.IsNotFound(err) {
 				return
 			}

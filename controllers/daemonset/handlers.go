@@ -35,7 +35,7 @@ func (h podEvents) Create(ctx context.Context, e event.CreateEvent, q queue) {
 		return
 	}
 	if ref := daemonSetOf(pod); ref != nil {
-		h.r.expectations.creationObserved(ref.UID)
+		h.r.expectations.CreationObserved(ref.UID)
 		enqueue(q, pod.Namespace, ref.Name)
 		return
 	}
@@ -77,7 +77,7 @@ func (podEvents) Generic(context.Context, event.GenericEvent, queue) {}
 // deleted records a pod's deletion for its DaemonSet and wakes it.
 func (h podEvents) deleted(pod *skiffcorev1.Pod, q queue) {
 	if ref := daemonSetOf(pod); ref != nil {
-		h.r.expectations.deletionObserved(ref.UID, pod.UID)
+		h.r.expectations.DeletionObserved(ref.UID, pod.UID)
 		enqueue(q, pod.Namespace, ref.Name)
 	}
 }
@@ -118,7 +118,7 @@ func (daemonSetDeletions) Create(context.Context, event.CreateEvent, queue)   {}
 func (daemonSetDeletions) Update(context.Context, event.UpdateEvent, queue)   {}
 func (daemonSetDeletions) Generic(context.Context, event.GenericEvent, queue) {}
 func (h daemonSetDeletions) Delete(_ context.Context, e event.DeleteEvent, _ queue) {
-	h.r.expectations.forget(e.Object.GetUID())
+	h.r.expectations.Forget(e.Object.GetUID())
 }
 
 // nodeChanged passes the node events that can change where daemons run:

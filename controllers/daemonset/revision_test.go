@@ -7,8 +7,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	testingclock "k8s.io/utils/clock/testing"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 )
@@ -63,34 +61,5 @@ func TestNextAvailable(t *testing.T) {
 	}
 	if _, ok := nextAvailable(map[string][]*skiffcorev1.Pod{"a": byNode["a"]}, 10, t0); ok {
 		t.Error("a requeue when every ready pod is available")
-	}
-}
-
-func TestExpectations(t *testing.T) {
-	clk := testingclock.NewFakePassiveClock(t0)
-	e := newExpectations(clk)
-	owner := types.UID("ds")
-	if !e.satisfied(owner) {
-		t.Fatal("nothing in flight yet is not satisfied")
-	}
-	e.expect(owner, 2, []types.UID{"p1"})
-	e.creationObserved(owner)
-	e.deletionObserved(owner, "p1")
-	e.deletionObserved(owner, "p1") // seen twice (deletionTimestamp, then gone): counts once
-	if e.satisfied(owner) {
-		t.Error("satisfied with one creation still in flight")
-	}
-	e.creationObserved(owner)
-	if !e.satisfied(owner) {
-		t.Error("not satisfied once everything was observed")
-	}
-	e.expect(owner, 1, nil)
-	clk.SetTime(t0.Add(expectationsTimeout + time.Second))
-	if !e.satisfied(owner) {
-		t.Error("a lost event wedged the DaemonSet past the timeout")
-	}
-	e.forget(owner)
-	if len(e.byOwner) != 0 {
-		t.Error("forget kept the record")
 	}
 }

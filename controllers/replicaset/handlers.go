@@ -37,7 +37,7 @@ func (h podEvents) Create(ctx context.Context, e event.CreateEvent, q queue) {
 		return
 	}
 	if ref := replicaSetOf(pod); ref != nil {
-		h.r.expectations.creationObserved(ref.UID)
+		h.r.expectations.CreationObserved(ref.UID)
 		enqueue(q, pod.Namespace, ref.Name)
 		return
 	}
@@ -86,7 +86,7 @@ func (h podEvents) Generic(context.Context, event.GenericEvent, queue) {}
 // deleted records a pod's deletion with its controller and wakes it.
 func (h podEvents) deleted(pod *skiffcorev1.Pod, q queue) {
 	if ref := replicaSetOf(pod); ref != nil {
-		h.r.expectations.deletionObserved(ref.UID, pod.UID)
+		h.r.expectations.DeletionObserved(ref.UID, pod.UID)
 		enqueue(q, pod.Namespace, ref.Name)
 	}
 }
@@ -130,5 +130,5 @@ func (h replicaSetDeletions) Create(context.Context, event.CreateEvent, queue)  
 func (h replicaSetDeletions) Update(context.Context, event.UpdateEvent, queue)   {}
 func (h replicaSetDeletions) Generic(context.Context, event.GenericEvent, queue) {}
 func (h replicaSetDeletions) Delete(_ context.Context, e event.DeleteEvent, _ queue) {
-	h.r.expectations.forget(e.Object.GetUID())
+	h.r.expectations.Forget(e.Object.GetUID())
 }

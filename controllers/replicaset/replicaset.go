@@ -29,6 +29,7 @@ import (
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/controllerref"
+	"skiff.dev/skiff/internal/expectations"
 	"skiff.dev/skiff/internal/podutil"
 	"skiff.dev/skiff/internal/recorder"
 )
@@ -53,7 +54,7 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 
-	expectations *expectations
+	expectations *expectations.Expectations
 }
 
 // Setup registers the ReplicaSet controller with the manager.
@@ -70,7 +71,7 @@ func Setup(mgr ctrl.Manager) error {
 // SetupWithManager indexes pods by controller and watches ReplicaSets and
 // their pods.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.expectations = newExpectations(r.Clock)
+	r.expectations = expectations.New(r.Clock)
 	if err := controllerref.IndexByControllerUID(context.Background(), mgr.GetFieldIndexer(), &skiffcorev1.Pod{}); err != nil {
 		return err
 	}
@@ -120,7 +121,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// 2. Decide whether to scale before reading the cache: once the
 	// expectations are met, the cache read after holds every pod they
 	// waited for.
-	mayScale := r.expectations.satisfied(rs.UID)
+	mayScale := r.expectations.Satisfied(rs.UID)
 
 	// 3. Claim the pods: adopt matching orphans, release ours that no
 	// longer match.
@@ -215,7 +216,7 @@ func (r *Reconciler) createPods(ctx context.Context, rs *skiffappsv1.ReplicaSet,
 	if err != nil {
 		return err
 	}
-	r.expectations.expectCreations(rs.UID, n)
+	r.expectations.Expect(rs.UID, n, nil)
 	created, err := slowStartBatch(n, 1, func() error {
 		pod := newPod(rs, ref)
 		if err := r.Create(ctx, pod); err != nil {
@@ -228,7 +229,7 @@ func (r *Reconciler) createPods(ctx context.Context, rs *skiffappsv1.ReplicaSet,
 	// The creations that failed, or were never tried, will never be
 	// observed: stop waiting for them.
 	for range n - created {
-		r.expectations.creationObserved(rs.UID)
+		r.expectations.CreationObserved(rs.UID)
 	}
 	if err != nil {
 		logf.FromContext(ctx).Info("creating pods failed", "wanted", n, "created", created, "error", err.Error())
@@ -245,7 +246,7 @@ func (r *Reconciler) deletePods(ctx context.Context, rs *skiffappsv1.ReplicaSet,
 	for i, p := range victims {
 		uids[i] = p.UID
 	}
-	r.expectations.expectDeletions(rs.UID, uids)
+	r.expectations.Expect(rs.UID, 0, uids)
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
@@ -257,7 +258,7 @@ func (r *Reconciler) deletePods(ctx context.Context, rs *skiffappsv1.ReplicaSet,
 				return
 			}
 			// This deletion will not be observed (or already was).
-			r.expectations.deletionObserved(rs.UID, pod.UID)
+			r.expectations.DeletionObserved(rs.UID, pod.UID)
 			if apierrors.IsNotFound(err) {
 				return
 			}

@@ -16,6 +16,7 @@ import (
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/controllerref"
+	"skiff.dev/skiff/internal/expectations"
 	"skiff.dev/skiff/internal/testenv"
 )
 
@@ -24,7 +25,7 @@ import (
 // cache catches up within milliseconds, so the scale-up scenarios rarely
 // give a stale read; here every read is stale, and only the expectations
 // stand between a second sync and duplicate pods. After
-// expectationsTimeout, as upstream, the ReplicaSet syncs anyway.
+// expectations.Timeout, as upstream, the ReplicaSet syncs anyway.
 func TestExpectationsHoldAStaleCache(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -51,7 +52,7 @@ func TestExpectationsHoldAStaleCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := clocktesting.NewFakeClock(time.Now())
-	r := &Reconciler{Client: c, APIReader: env.Client, Recorder: &events.FakeRecorder{}, Clock: clk, expectations: newExpectations(clk)}
+	r := &Reconciler{Client: c, APIReader: env.Client, Recorder: &events.FakeRecorder{}, Clock: clk, expectations: expectations.New(clk)}
 
 	ns := namespace(t)
 	rs := newReplicaSet(t, ns, "stale", 3, nil)
@@ -82,12 +83,12 @@ func TestExpectationsHoldAStaleCache(t *testing.T) {
 
 	sync(3) // creates the three pods, and expects them
 	sync(3) // the cache shows none, but the creations are still expected
-	clk.Step(expectationsTimeout - time.Second)
+	clk.Step(expectations.Timeout - time.Second)
 	sync(3) // still within the timeout
 	clk.Step(2 * time.Second)
 	sync(6) // expired: the sync trusts its (stale) cache again
 	assertOwnedPods(t, rs, 6)
-	if r.expectations.satisfied(rs.UID) {
+	if r.expectations.Satisfied(rs.UID) {
 		t.Fatal("the three new creations are not awaited")
 	}
 }
