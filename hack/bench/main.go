@@ -4,7 +4,7 @@
 // scenario's figures as a Markdown table. `make bench` runs it after the Go
 // benchmarks.
 //
-// Usage: go run ./hack/bench [-scenario scale] [-nodes 1000] [-pods 10000]
+// Usage: go run ./hack/bench [-scenario scale|rollout] [-nodes N] [-pods N] [-replicas N]
 package main
 
 import (
@@ -33,7 +33,8 @@ type options struct {
 
 // scenarios are the benchmarks by name, each printing its own table.
 var scenarios = map[string]func(context.Context, options) (table, error){
-	"scale": runScale,
+	"scale":   runScale,
+	"rollout": runRollout,
 }
 
 func main() {
@@ -42,7 +43,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin", "where kube-apiserver, etcd, manager and nodeagent are")
 	flag.IntVar(&o.nodes, "nodes", 1000, "simulated nodes")
 	flag.IntVar(&o.pods, "pods", 10000, "pods, created through ReplicaSets")
-	flag.IntVar(&o.replicas, "replicas-per-replicaset", 1000, "pods per ReplicaSet")
+	flag.IntVar(&o.replicas, "replicas", 1000, "pods per ReplicaSet (scale) or in the Deployment (rollout)")
 	flag.IntVar(&o.workers, "workers", 16, "concurrent writers for the raw apiserver rate (the scheduler's bind workers)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "how long a scenario may take")
 	flag.Parse()
