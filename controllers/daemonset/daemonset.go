@@ -82,8 +82,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("daemonset").
 		For(&skiffappsv1.DaemonSet{}).
-		Watches(&skiffappsv1.DaemonSet{}, daemonSetDeletions{r}).
-		Watches(&skiffcorev1.Pod{}, podEvents{r}).
+		Watches(&skiffappsv1.DaemonSet{}, expectations.OwnerDeletions{Expectations: r.expectations}).
+		Watches(&skiffcorev1.Pod{}, r.podEvents()).
 		Watches(&skiffcorev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allDaemonSets), builder.WithPredicates(nodeChanged)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: concurrentSyncs,

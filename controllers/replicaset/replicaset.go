@@ -78,8 +78,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("replicaset").
 		For(&skiffappsv1.ReplicaSet{}).
-		Watches(&skiffappsv1.ReplicaSet{}, replicaSetDeletions{r}).
-		Watches(&skiffcorev1.Pod{}, podEvents{r}).
+		Watches(&skiffappsv1.ReplicaSet{}, expectations.OwnerDeletions{Expectations: r.expectations}).
+		Watches(&skiffcorev1.Pod{}, r.podEvents()).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: concurrentSyncs,
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
