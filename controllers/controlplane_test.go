@@ -250,17 +250,6 @@ func hasTaint(n *skiffcorev1.Node, key string, effect corev1.TaintEffect) bool {
 	return false
 }
 
-// deleteNodes removes a test's nodes, so that later tests schedule only
-// onto their own.
-func deleteNodes(t *testing.T, names []string) {
-	for _, name := range names {
-		n := &skiffcorev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if err := env.Client.Delete(ctx(), n); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting node %s: %v", name, err)
-		}
-	}
-}
-
 // countPodsOverTime watches ns and returns a function that tells the
 // largest number of pods that existed at once.
 func countPodsOverTime(t *testing.T, ns string) func() int {

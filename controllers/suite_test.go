@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -93,33 +91,6 @@ func runManagerProcess(kubeconfig string) int {
 // the test ends, each with 4 CPUs, 16Gi and 110 pods, heartbeating every
 // 500ms so that the 3s grace period above can tell a lost node.
 func startNodes(t *testing.T, prefix string, n int) *nodeagent.Host {
-	t.Helper()
-	opts := nodeagent.Options{
-		NewRuntime:         func(string) nodeagent.Runtime { return simulated.New(simulated.Options{RunDuration: time.Second}) },
-		LeaseRenewInterval: 500 * time.Millisecond,
-	}
-	for i := range n {
-		capacity := corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse("4"),
-			corev1.ResourceMemory: resource.MustParse("16Gi"),
-			corev1.ResourcePods:   resource.MustParse("110"),
-		}
-		opts.Nodes = append(opts.Nodes, nodeagent.NodeConfig{
-			Name: fmt.Sprintf("%s-%d", prefix, i), Capacity: capacity, InternalIP: fmt.Sprintf("192.0.2.%d", i+1),
-		})
-	}
-	host, err := nodeagent.NewHost(env.FastConfig(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cleanups run last first: the host stops before its nodes go.
-	t.Cleanup(func() { deleteNodes(t, host.NodeNames()) })
-	testenv.Run(t, "the simulated nodes", host.Start)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		if got := host.Registered(); got < n {
-			return fmt.Errorf("%d of %d nodes registered", got, n)
-		}
-		return nil
-	})
-	return host
+	return env.StartSimulatedNodes(t, testenv.SimulatedNodes{Prefix: prefix, Count: n,
+		Runtime: simulated.Options{RunDuration: time.Second}, LeaseRenewInterval: 500 * time.Millisecond})
 }

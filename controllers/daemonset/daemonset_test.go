@@ -11,8 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -26,7 +24,6 @@ import (
 	"skiff.dev/skiff/internal/podutil"
 	"skiff.dev/skiff/internal/testenv"
 	"skiff.dev/skiff/nodeagent"
-	"skiff.dev/skiff/nodeagent/simulated"
 )
 
 // timeout bounds every wait: the machine running the suite is shared.
@@ -267,43 +264,7 @@ func testSurge(t *testing.T) {
 // startNodes runs n simulated nodes prefix-0..n-1 of the given instance
 // type until the test ends, and deletes them after.
 func startNodes(t *testing.T, prefix, instanceType string, n int) *nodeagent.Host {
-	t.Helper()
-	opts := nodeagent.Options{
-		NewRuntime:         func(string) nodeagent.Runtime { return simulated.New(simulated.Options{}) },
-		LeaseRenewInterval: time.Second,
-	}
-	for i := range n {
-		opts.Nodes = append(opts.Nodes, nodeagent.NodeConfig{
-			Name:         fmt.Sprintf("%s-%d", prefix, i),
-			InstanceType: instanceType,
-			Capacity: corev1.ResourceList{
-				corev1.ResourceCPU:    resource.MustParse("4"),
-				corev1.ResourceMemory: resource.MustParse("16Gi"),
-				corev1.ResourcePods:   resource.MustParse("110"),
-			},
-			InternalIP: fmt.Sprintf("192.0.2.%d", i+1),
-		})
-	}
-	host, err := nodeagent.NewHost(env.FastConfig(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, name := range host.NodeNames() {
-			n := &skiffcorev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-			if err := env.Client.Delete(ctx(), n); err != nil && !apierrors.IsNotFound(err) {
-				t.Errorf("deleting node %s: %v", name, err)
-			}
-		}
-	})
-	testenv.Run(t, "the simulated nodes", host.Start)
-	testenv.Eventually(t, timeout, func() error {
-		if got := host.Registered(); got < n {
-			return fmt.Errorf("%d of %d nodes registered", got, n)
-		}
-		return nil
-	})
-	return host
+	return env.StartSimulatedNodes(t, testenv.SimulatedNodes{Prefix: prefix, Count: n, InstanceType: instanceType})
 }
 
 func namespace(t *testing.T) string {

@@ -8,7 +8,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -16,11 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
-	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/controllers/replicaset"
 	"skiff.dev/skiff/controllers/scheduler"
 	"skiff.dev/skiff/internal/testenv"
-	"skiff.dev/skiff/nodeagent"
 	"skiff.dev/skiff/nodeagent/simulated"
 )
 
@@ -28,41 +25,8 @@ import (
 // controller and the Deployment controller until the test ends.
 func startCluster(t *testing.T, prefix string) {
 	t.Helper()
-	opts := nodeagent.Options{
-		NewRuntime:         func(string) nodeagent.Runtime { return simulated.New(simulated.Options{RunDuration: time.Second}) },
-		LeaseRenewInterval: time.Second,
-	}
-	for i := range 2 {
-		opts.Nodes = append(opts.Nodes, nodeagent.NodeConfig{
-			Name: fmt.Sprintf("%s-%d", prefix, i), InternalIP: fmt.Sprintf("192.0.2.%d", i+1),
-			Capacity: corev1.ResourceList{
-				corev1.ResourceCPU:    resource.MustParse("4"),
-				corev1.ResourceMemory: resource.MustParse("16Gi"),
-				corev1.ResourcePods:   resource.MustParse("110"),
-			},
-		})
-	}
-	host, err := nodeagent.NewHost(env.FastConfig(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cleanups run last first: the host stops, then its nodes go, so that
-	// the next test's scheduler cannot bind pods to nodes nobody runs.
-	t.Cleanup(func() {
-		for _, name := range host.NodeNames() {
-			n := &skiffcorev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-			if err := env.Client.Delete(context.Background(), n); client.IgnoreNotFound(err) != nil {
-				t.Errorf("deleting node %s: %v", name, err)
-			}
-		}
-	})
-	testenv.Run(t, "the simulated nodes", host.Start)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		if got := host.Registered(); got < len(opts.Nodes) {
-			return fmt.Errorf("%d of %d nodes registered", got, len(opts.Nodes))
-		}
-		return nil
-	})
+	env.StartSimulatedNodes(t, testenv.SimulatedNodes{Prefix: prefix, Count: 2,
+		Runtime: simulated.Options{RunDuration: time.Second}})
 	env.StartManager(t, func(m ctrl.Manager) error {
 		if err := scheduler.Setup(m, scheduler.Config{}); err != nil {
 			return err

@@ -1,26 +1,19 @@
 package job
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	skiffbatchv1 "skiff.dev/skiff/api/batch/v1"
-	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/controllers/scheduler"
 	"skiff.dev/skiff/internal/recorder"
 	"skiff.dev/skiff/internal/testenv"
-	"skiff.dev/skiff/nodeagent"
 	"skiff.dev/skiff/nodeagent/simulated"
 )
 
@@ -75,33 +68,8 @@ func TestJobOnSimulatedNodes(t *testing.T) {
 	})
 }
 
-// startNode runs one simulated node in this process until the test ends,
-// and deletes it afterwards.
+// startNode runs one simulated node, NAME-0, until the test ends.
 func startNode(t *testing.T, name string) {
-	t.Helper()
-	host, err := nodeagent.NewHost(env.FastConfig(), nodeagent.Options{
-		NewRuntime:         func(string) nodeagent.Runtime { return simulated.New(simulated.Options{RunDuration: time.Second}) },
-		LeaseRenewInterval: 500 * time.Millisecond,
-		Nodes: []nodeagent.NodeConfig{{Name: name, InternalIP: "192.0.2.10", Capacity: corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse("4"),
-			corev1.ResourceMemory: resource.MustParse("16Gi"),
-			corev1.ResourcePods:   resource.MustParse("110"),
-		}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		n := &skiffcorev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if err := env.Client.Delete(context.Background(), n); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting node %s: %v", name, err)
-		}
-	})
-	testenv.Run(t, "the simulated node", host.Start)
-	testenv.Eventually(t, timeout, func() error {
-		if host.Registered() < 1 {
-			return fmt.Errorf("node %s not registered", name)
-		}
-		return nil
-	})
+	env.StartSimulatedNodes(t, testenv.SimulatedNodes{Prefix: name, Count: 1,
+		Runtime: simulated.Options{RunDuration: time.Second}, LeaseRenewInterval: 500 * time.Millisecond})
 }

@@ -25,7 +25,6 @@ import (
 	"skiff.dev/skiff/controllers/scheduler"
 	"skiff.dev/skiff/internal/podutil"
 	"skiff.dev/skiff/internal/testenv"
-	"skiff.dev/skiff/nodeagent"
 	"skiff.dev/skiff/nodeagent/simulated"
 )
 
@@ -397,43 +396,8 @@ func setImage(t *testing.T, set *skiffappsv1.StatefulSet, image string) {
 
 // startNodes runs n simulated nodes until the test ends.
 func startNodes(t *testing.T, prefix string, n int) {
-	t.Helper()
-	opts := nodeagent.Options{
-		NewRuntime: func(string) nodeagent.Runtime {
-			return simulated.New(simulated.Options{StartDelay: 300 * time.Millisecond})
-		},
-		LeaseRenewInterval: time.Second,
-	}
-	for i := range n {
-		opts.Nodes = append(opts.Nodes, nodeagent.NodeConfig{
-			Name: fmt.Sprintf("%s-%d", prefix, i),
-			Capacity: corev1.ResourceList{
-				corev1.ResourceCPU:    resource.MustParse("8"),
-				corev1.ResourceMemory: resource.MustParse("16Gi"),
-				corev1.ResourcePods:   resource.MustParse("110"),
-			},
-			InternalIP: fmt.Sprintf("192.0.2.%d", i+1),
-		})
-	}
-	host, err := nodeagent.NewHost(env.FastConfig(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, name := range host.NodeNames() {
-			n := &skiffcorev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-			if err := env.Client.Delete(bg(), n); err != nil && !apierrors.IsNotFound(err) {
-				t.Errorf("deleting node %s: %v", name, err)
-			}
-		}
-	})
-	testenv.Run(t, "the simulated nodes", host.Start)
-	testenv.Eventually(t, timeout, func() error {
-		if got := host.Registered(); got < n {
-			return fmt.Errorf("%d of %d nodes registered", got, n)
-		}
-		return nil
-	})
+	env.StartSimulatedNodes(t, testenv.SimulatedNodes{Prefix: prefix, Count: n, CPU: "8",
+		Runtime: simulated.Options{StartDelay: 300 * time.Millisecond}})
 }
 
 func namespace(t *testing.T) string {
