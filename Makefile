@@ -68,7 +68,7 @@ verify-generated: generate manifests ## Fail when generated files differ from wh
 	@untracked=$$(git ls-files --others --exclude-standard -- api config); if [ -n "$$untracked" ]; then echo "generated files are not committed: $$untracked"; exit 1; fi
 
 .PHONY: test
-test: envtest-assets $(KUSTOMIZE) vet ## Run every test: unit tests and the envtest suites against a real apiserver.
+test: envtest-assets node-prereqs $(KUSTOMIZE) vet ## Run every test: unit tests and the envtest suites against a real apiserver.
 	go test ./... -count=1
 
 .PHONY: bench
@@ -82,6 +82,21 @@ bench: envtest-assets build ## Run the benchmarks and print their figures.
 	go test $(BENCH_PKGS) -run '^$$' -bench . -benchtime 3x -count=1
 	go run ./hack/bench -bin $(LOCALBIN) -scenario scale -nodes 1000 -pods 10000 -replicas 1000
 	go run ./hack/bench -bin $(LOCALBIN) -scenario rollout -nodes 100 -replicas 1000
+
+##@ Node prerequisites
+
+# What the node agent runs pods with, and what its end-to-end tests need:
+# containerd and runc, the CNI plugins in /usr/lib/cni, busybox for the test
+# images, and clang and bpftool for the eBPF programs.
+NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static clang llvm bpftool iproute2 iptables
+
+.PHONY: node-prereqs
+node-prereqs: ## Install the node's Debian packages when any is missing.
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 ##@ Build
 

@@ -1,0 +1,50 @@
+// Package hosttest lets end-to-end tests that need the real host (root,
+// containerd, runc, CNI plugins, BPF) say what they need in one place. A
+// missing prerequisite fails the test under CI=true, where `make test` has
+// installed everything, and skips it with a loud reason elsewhere, so that a
+// developer without root can still run the rest.
+package hosttest
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI, where nothing may be skipped.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Require stops the test when ok is false: it fails under CI and skips, saying
+// what is missing and how to get it, elsewhere.
+func Require(tb testing.TB, ok bool, missing string) {
+	tb.Helper()
+	if ok {
+		return
+	}
+	if InCI() {
+		tb.Fatalf("prerequisite missing in CI: %s", missing)
+	}
+	tb.Skipf("prerequisite missing: %s (under CI=true this fails)", missing)
+}
+
+// RequireRoot needs the test to run as root, as containers, network
+// namespaces and BPF programs do.
+func RequireRoot(tb testing.TB) {
+	tb.Helper()
+	Require(tb, os.Geteuid() == 0, "root (run the tests as root, as CI does)")
+}
+
+// RequireCommand needs a program on PATH, such as containerd or runc.
+func RequireCommand(tb testing.TB, name string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
+	Require(tb, err == nil, name+" on PATH (make node-prereqs installs it)")
+	return path
+}
+
+// RequireFile needs a file or directory, such as /usr/lib/cni/bridge.
+func RequireFile(tb testing.TB, path string) {
+	tb.Helper()
+	_, err := os.Stat(path)
+	Require(tb, err == nil, path+" (make node-prereqs installs it)")
+}
