@@ -126,6 +126,73 @@ func TestPrinterColumns(t *testing.T) {
 	}
 }
 
+// TestJobStatusColumn checks that kubectl get shows a Job's state in the
+// STATUS column, as upstream's printer does. The column is the first True
+// condition's type (the apiserver prints a custom resource column's first
+// JSONPath result), so the statuses here are written in the order the Job
+// controller writes them: the terminal condition ahead of the
+// SuccessCriteriaMet or FailureTarget condition that preceded it.
+func TestJobStatusColumn(t *testing.T) {
+	ns := newNamespace(t)
+	cases := []struct {
+		name       string
+		conditions []any
+		want       string
+	}{
+		{"complete", []any{trueCondition("Complete"), trueCondition("SuccessCriteriaMet")}, "Complete"},
+		{"failed", []any{trueCondition("Failed"), trueCondition("FailureTarget")}, "Failed"},
+		{"failed after a suspension", []any{trueCondition("Failed"),
+			map[string]any{"type": "Suspended", "status": "False"}, trueCondition("FailureTarget")}, "Failed"},
+		{"suspended", []any{trueCondition("Suspended")}, "Suspended"},
+		// Why the order matters: the first True condition wins.
+		{"complete, interim condition first", []any{trueCondition("SuccessCriteriaMet"), trueCondition("Complete")}, "SuccessCriteriaMet"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := fromYAML(t, validJob)
+			o.SetNamespace(ns)
+			o.SetName(fmt.Sprintf("job-%d", i))
+			if err := env.Client.Create(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			if err := unstructured.SetNestedSlice(o.Object, tc.conditions, "status", "conditions"); err != nil {
+				t.Fatal(err)
+			}
+			if err := env.Client.Status().Update(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			out, err := env.Kubectl("get", "jobs.batch.skiff.dev", o.GetName(), "-n", ns)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if got := column(t, out, "STATUS"); got != tc.want {
+				t.Fatalf("STATUS = %q, want %q:\n%s", got, tc.want, out)
+			}
+		})
+	}
+}
+
+func trueCondition(conditionType string) map[string]any {
+	return map[string]any{"type": conditionType, "status": "True"}
+}
+
+// column returns the cell under header in kubectl get's one-row table.
+func column(t *testing.T, table, header string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want a header and one row:\n%s", table)
+	}
+	headers, cells := strings.Fields(lines[0]), strings.Fields(lines[1])
+	for i, h := range headers {
+		if h == header && i < len(cells) {
+			return cells[i]
+		}
+	}
+	t.Fatalf("no %s column:\n%s", header, table)
+	return ""
+}
+
 // TestPodNodeNameIsSelectable lists pods by spec.nodeName on the server, as
 // the node agent and the scheduler do.
 func TestPodNodeNameIsSelectable(t *testing.T) {

@@ -1,6 +1,8 @@
 package job
 
 import (
+	"slices"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,4 +65,16 @@ func setCondition(status *batchv1.JobStatus, t batchv1.JobConditionType, s corev
 		Type: t, Status: s, Reason: reason, Message: message, LastProbeTime: now, LastTransitionTime: now,
 	})
 	return true
+}
+
+// moveConditionFirst moves the condition of type t to the front of the
+// list, keeping the order of the others.
+func moveConditionFirst(status *batchv1.JobStatus, t batchv1.JobConditionType) {
+	i := slices.IndexFunc(status.Conditions, func(c batchv1.JobCondition) bool { return c.Type == t })
+	if i <= 0 {
+		return
+	}
+	c := status.Conditions[i]
+	copy(status.Conditions[1:i+1], status.Conditions[:i])
+	status.Conditions[0] = c
 }

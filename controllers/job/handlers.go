@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -16,20 +17,28 @@ import (
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 
 // podEvents wakes a pod's Job, after recording what the event tells the
-// expectations: a creation seen, a finalizer removal seen.
+// expectations: a creation seen, a finalizer removal seen. An orphan wakes
+// the Jobs whose selector matches it, to adopt it.
 type podEvents struct{ r *Reconciler }
 
-func (h podEvents) Create(_ context.Context, e event.CreateEvent, q queue) {
-	if pod, ok := e.Object.(*skiffcorev1.Pod); ok {
-		if ref := jobOf(pod); ref != nil {
-			h.r.expectations.creationObserved(ref.UID)
-			h.observe(pod, ref)
-			enqueue(q, pod.Namespace, ref.Name)
-		}
+func (h podEvents) Create(ctx context.Context, e event.CreateEvent, q queue) {
+	pod, ok := e.Object.(*skiffcorev1.Pod)
+	if !ok {
+		return
 	}
+	ref := jobOf(pod)
+	if ref == nil {
+		if metav1.GetControllerOfNoCopy(pod) == nil {
+			h.enqueueAdopters(ctx, pod, q)
+		}
+		return
+	}
+	h.r.expectations.creationObserved(ref.UID)
+	h.observe(pod, ref)
+	enqueue(q, pod.Namespace, ref.Name)
 }
 
-func (h podEvents) Update(_ context.Context, e event.UpdateEvent, q queue) {
+func (h podEvents) Update(ctx context.Context, e event.UpdateEvent, q queue) {
 	old, okOld := e.ObjectOld.(*skiffcorev1.Pod)
 	cur, okCur := e.ObjectNew.(*skiffcorev1.Pod)
 	if !okOld || !okCur {
@@ -41,6 +50,18 @@ func (h podEvents) Update(_ context.Context, e event.UpdateEvent, q queue) {
 	if ref := jobOf(cur); ref != nil {
 		h.observe(cur, ref)
 		enqueue(q, cur.Namespace, ref.Name)
+		return
+	}
+	released := metav1.GetControllerOfNoCopy(old) != nil
+	if metav1.GetControllerOfNoCopy(cur) == nil && (released || !equality.Semantic.DeepEqual(old.Labels, cur.Labels)) {
+		// A new orphan, or one whose labels changed: a Job may adopt it.
+		h.enqueueAdopters(ctx, cur, q)
+	}
+}
+
+func (h podEvents) enqueueAdopters(ctx context.Context, pod *skiffcorev1.Pod, q queue) {
+	for _, name := range h.r.adopters(ctx, pod.Namespace, pod.Labels) {
+		enqueue(q, pod.Namespace, name)
 	}
 }
 

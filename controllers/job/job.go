@@ -43,8 +43,11 @@ const burstCreations = 500
 // Job fails.
 type Reconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Clock    clock.Clock
+	// APIReader reads without the cache, for the recheck before adoption;
+	// nil means the manager's.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.Clock
 	// BackoffBase and BackoffMax shape the delay before a failed pod is
 	// replaced; zero means upstream's 10s and 6min.
 	BackoffBase, BackoffMax time.Duration
@@ -56,9 +59,10 @@ type Reconciler struct {
 // Setup registers the Job controller with the manager.
 func Setup(mgr ctrl.Manager) error {
 	r := &Reconciler{
-		Client:   mgr.GetClient(),
-		Recorder: recorder.New(mgr, "job-controller"),
-		Clock:    clock.RealClock{},
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  recorder.New(mgr, "job-controller"),
+		Clock:     clock.RealClock{},
 	}
 	return r.SetupWithManager(mgr)
 }
@@ -71,6 +75,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.BackoffMax == 0 {
 		r.BackoffMax = defaultBackoffMax
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	r.expectations = newExpectations(r.Clock)
 	r.backoffs = newBackoffs(r.BackoffBase, r.BackoffMax)
@@ -117,6 +124,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return r.cleanUpFinished(ctx, &job)
 	}
+	// Claim the pods: adopt the orphans the selector matches, release ours
+	// that no longer match.
+	selector, err := podSelector(&job)
+	if err != nil {
+		// Retrying cannot help: the Job waits for an edit.
+		r.Recorder.Eventf(&job, nil, corev1.EventTypeWarning, "InvalidSelector", "Sync", "Invalid selector: %v", err)
+		return ctrl.Result{}, nil
+	}
+	if pods, err = r.claimPods(ctx, &job, selector, pods); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	now := r.Clock.Now()
 	status := job.Status.DeepCopy()
@@ -155,8 +173,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	// 3. Tally the pods.
-	var active []*skiffcorev1.Pod
-	var ready, terminating int32
+	var active, terminating []*skiffcorev1.Pod
+	var ready int32
 	for _, p := range pods {
 		switch {
 		case podutil.IsActive(p):
@@ -165,7 +183,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 				ready++
 			}
 		case p.DeletionTimestamp != nil && !podutil.IsTerminal(p):
-			terminating++
+			terminating = append(terminating, p)
 		}
 	}
 	succeeded := int(status.Succeeded) + len(status.UncountedTerminatedPods.Succeeded)
@@ -191,7 +209,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var requeue time.Duration
 	if !finishing {
 		switch {
-		case job.Spec.BackoffLimitPerIndex == nil && failed > int(ptr.Deref(job.Spec.BackoffLimit, 6)):
+		case job.Spec.BackoffLimitPerIndex == nil && (failed > int(ptr.Deref(job.Spec.BackoffLimit, 6)) || restartsExceedBackoffLimit(&job.Spec, active)):
 			setCondition(status, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonBackoffLimitExceeded, "Job has reached the specified backoff limit", nowMeta)
 		case job.Spec.MaxFailedIndexes != nil && len(failedIndexes) > int(*job.Spec.MaxFailedIndexes):
 			setCondition(status, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonMaxFailedIndexesExceeded, "Job has exceeded the specified maximal number of failed indexes", nowMeta)
@@ -214,7 +232,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if target := finishingCondition(status); target != nil {
 		manageErr = r.deletePods(ctx, &job, active)
 		active = nil
-		if terminating == 0 && len(held) == 0 && len(release) == 0 && noneUncounted(status) {
+		if len(terminating) == 0 && len(held) == 0 && len(release) == 0 && noneUncounted(status) {
 			finish(status, target, nowMeta)
 		} else {
 			requeue = time.Second // wait for the last pods' finalizers
@@ -226,14 +244,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if wait := r.backoffs.wait(job.UID, now); wait > 0 {
 			requeue = minPositive(requeue, wait)
 		} else {
-			manageErr = r.manage(ctx, &job, pods, active, succeeded, completed, failedIndexes, indexed, completions)
+			manageErr = r.manage(ctx, &job, pods, active, terminating, succeeded, completed, failedIndexes, indexed, completions)
 		}
 	}
 
 	// 7. Write the status the pods show.
 	status.Active = int32(len(active))
 	status.Ready = ptr.To(ready)
-	status.Terminating = ptr.To(terminating)
+	status.Terminating = ptr.To(int32(len(terminating)))
 	if err := r.writeStatus(ctx, &job, status); err != nil {
 		return ctrl.Result{}, errors.Join(releaseErr, manageErr, err)
 	}
@@ -257,9 +275,15 @@ func (r *Reconciler) listPods(ctx context.Context, job *skiffbatchv1.Job) ([]*sk
 }
 
 // manage creates or deletes pods so that the Job runs as many as it still
-// needs, at most parallelism.
-func (r *Reconciler) manage(ctx context.Context, job *skiffbatchv1.Job, pods, active []*skiffcorev1.Pod, succeeded int, completed, failedIndexes indexSet, indexed bool, completions int) error {
+// needs, at most parallelism. Under podReplacementPolicy Failed, the
+// terminating pods still hold their places (and, Indexed, their indexes):
+// their replacements wait until they are gone.
+func (r *Reconciler) manage(ctx context.Context, job *skiffbatchv1.Job, pods, active, terminating []*skiffcorev1.Pod, succeeded int, completed, failedIndexes indexSet, indexed bool, completions int) error {
 	parallelism := int(ptr.Deref(job.Spec.Parallelism, 1))
+	occupying := active
+	if onlyReplaceFailed(&job.Spec) {
+		occupying = slices.Concat(active, terminating)
+	}
 	if indexed {
 		done := indexSet{}
 		for i := range completed {
@@ -268,12 +292,12 @@ func (r *Reconciler) manage(ctx context.Context, job *skiffbatchv1.Job, pods, ac
 		for i := range failedIndexes {
 			done[i] = true
 		}
-		return r.createPods(ctx, job, missingIndexes(active, done, completions, parallelism), failuresByIndex(pods, completions))
+		return r.createPods(ctx, job, missingIndexes(occupying, done, completions, parallelism), failuresByIndex(pods, completions))
 	}
 	want := wantActive(job.Spec.Completions, parallelism, succeeded, len(active))
 	switch {
-	case len(active) < want:
-		n := min(want-len(active), burstCreations)
+	case len(occupying) < want:
+		n := min(want-len(occupying), burstCreations)
 		return r.createPods(ctx, job, slices.Repeat([]int{-1}, n), nil)
 	case len(active) > want:
 		// The newest pods have done the least work.
@@ -314,16 +338,17 @@ func wantActive(completions *int32, parallelism, succeeded, active int) int {
 	return max(min(parallelism, int(*completions)-succeeded), 0)
 }
 
-// missingIndexes returns the lowest indexes that neither succeeded nor run,
-// as many as parallelism leaves room for.
-func missingIndexes(active []*skiffcorev1.Pod, completed indexSet, completions, parallelism int) []int {
+// missingIndexes returns the lowest indexes that neither succeeded nor run
+// (or hold their place while terminating), as many as parallelism leaves
+// room for.
+func missingIndexes(occupying []*skiffcorev1.Pod, completed indexSet, completions, parallelism int) []int {
 	running := map[int]bool{}
-	for _, p := range active {
+	for _, p := range occupying {
 		if i := completionIndex(p, completions); i >= 0 {
 			running[i] = true
 		}
 	}
-	room := min(parallelism-len(active), burstCreations)
+	room := min(parallelism-len(occupying), burstCreations)
 	var out []int
 	for i := 0; i < completions && len(out) < room; i++ {
 		if !completed[i] && !running[i] {
@@ -368,16 +393,21 @@ func deadlineLeft(job *skiffbatchv1.Job, status *batchv1.JobStatus, now time.Tim
 	return max(end.Sub(now), 0)
 }
 
-// finish turns the interim condition into the terminal one.
+// finish turns the interim condition into the terminal one, put first
+// among the conditions: kubectl's STATUS column for a Job is the type of
+// its first True condition (the apiserver prints the first result of a
+// custom resource's column JSONPath), and a finished Job must show
+// Complete or Failed there, as upstream's printer does, rather than the
+// SuccessCriteriaMet or FailureTarget that came before.
 func finish(status *batchv1.JobStatus, target *batchv1.JobCondition, now metav1.Time) {
+	terminal, reason, message := batchv1.JobComplete, "", ""
 	if target.Type == batchv1.JobFailureTarget {
-		setCondition(status, batchv1.JobFailed, corev1.ConditionTrue, target.Reason, target.Message, now)
-		return
-	}
-	setCondition(status, batchv1.JobComplete, corev1.ConditionTrue, "", "", now)
-	if status.CompletionTime == nil {
+		terminal, reason, message = batchv1.JobFailed, target.Reason, target.Message
+	} else if status.CompletionTime == nil {
 		status.CompletionTime = &now
 	}
+	setCondition(status, terminal, corev1.ConditionTrue, reason, message, now)
+	moveConditionFirst(status, terminal)
 }
 
 func noneUncounted(status *batchv1.JobStatus) bool {
@@ -481,16 +511,18 @@ func (r *Reconciler) releaseAll(ctx context.Context, job *skiffbatchv1.Job, pods
 }
 
 // releaseOrphans removes the tracking finalizer from the pods of a Job
-// that no longer exists, found by their job-name label.
+// that no longer exists, found by their controller reference. Its UID is
+// gone with it, and pods it adopted lack its job-name label, so the
+// namespace's pods are scanned (in the cache).
 func (r *Reconciler) releaseOrphans(ctx context.Context, key types.NamespacedName) error {
 	var list skiffcorev1.PodList
-	if err := r.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{labelJobName: key.Name}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(key.Namespace)); err != nil {
 		return err
 	}
 	var errs []error
 	for i := range list.Items {
 		p := &list.Items[i]
-		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.Kind == "Job" && ref.Name == key.Name && hasTrackingFinalizer(p) {
+		if ref := jobOf(p); ref != nil && ref.Name == key.Name && hasTrackingFinalizer(p) {
 			errs = append(errs, removeFinalizer(ctx, r.Client, p))
 		}
 	}

@@ -84,11 +84,16 @@ func createJob(t *testing.T, ns, name string, mutate func(*batchv1.JobSpec)) *sk
 
 func getJob(t *testing.T, job *skiffbatchv1.Job) *skiffbatchv1.Job {
 	t.Helper()
-	var got skiffbatchv1.Job
-	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(job), &got); err != nil {
+	return fetch(t, job, &skiffbatchv1.Job{})
+}
+
+// fetch reads obj's current state from the API into the empty into.
+func fetch[T client.Object](t *testing.T, obj, into T) T {
+	t.Helper()
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), into); err != nil {
 		t.Fatal(err)
 	}
-	return &got
+	return into
 }
 
 // podsOf lists the job's pods straight from the API.
@@ -192,6 +197,9 @@ func TestCompletionsRespectParallelism(t *testing.T) {
 	if got.Status.CompletionTime == nil || got.Status.StartTime == nil || findCondition(&got.Status, batchv1.JobSuccessCriteriaMet) == nil {
 		t.Errorf("complete job lacks completionTime, startTime or SuccessCriteriaMet: %+v", got.Status)
 	}
+	if first := got.Status.Conditions[0].Type; first != batchv1.JobComplete {
+		t.Errorf("first condition %s, want Complete: kubectl's STATUS column shows the first True one", first)
+	}
 	if n := len(podsOf(t, job)); n != 5 {
 		t.Errorf("%d pods were created, want 5", n)
 	}
@@ -230,6 +238,9 @@ func TestBackoffLimitExceeded(t *testing.T) {
 	}
 	if conditionReason(got, batchv1.JobFailureTarget) != reasonBackoffLimitExceeded || got.Status.Failed != 2 || got.Status.CompletionTime != nil {
 		t.Errorf("status = %+v, want FailureTarget, failed 2, no completionTime", got.Status)
+	}
+	if first := got.Status.Conditions[0].Type; first != batchv1.JobFailed {
+		t.Errorf("first condition %s, want Failed: kubectl's STATUS column shows the first True one", first)
 	}
 	time.Sleep(time.Second)
 	if n := len(podsOf(t, job)); n != 2 {
@@ -365,9 +376,13 @@ func TestIndexedCompletion(t *testing.T) {
 		retry = run[0]
 		return nil
 	})
-	if got := getJob(t, job); got.Status.CompletedIndexes != "0,2" {
-		t.Errorf("completedIndexes = %q, want 0,2", got.Status.CompletedIndexes)
-	}
+	// The retry may start before the sync that counts index 2.
+	testenv.Eventually(t, timeout, func() error {
+		if got := getJob(t, job); got.Status.CompletedIndexes != "0,2" {
+			return fmt.Errorf("completedIndexes = %q, want 0,2", got.Status.CompletedIndexes)
+		}
+		return nil
+	})
 	finishPod(t, &retry, corev1.PodSucceeded)
 	got := waitCondition(t, job, batchv1.JobComplete)
 	if got.Status.CompletedIndexes != "0-2" || got.Status.Succeeded != 3 || got.Status.Failed != 1 {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"skiff.dev/skiff/internal/index"
 )
@@ -105,6 +106,12 @@ type Claimer struct {
 	Owner client.Object
 	// Selector chooses the objects the owner wants.
 	Selector labels.Selector
+	// Finalizer, when set, is added to an object in the patch that adopts
+	// it and removed in the one that releases it, as upstream's Job does
+	// with its tracking finalizer: an adopted pod's result must be counted,
+	// and a released one must not be held for an owner that no longer
+	// counts it.
+	Finalizer string
 
 	recheckOnce sync.Once
 	recheckErr  error
@@ -152,6 +159,9 @@ func (c *Claimer) adopt(ctx context.Context, obj client.Object) error {
 	}
 	orig := obj.DeepCopyObject().(client.Object)
 	obj.SetOwnerReferences(withControllerRef(obj.GetOwnerReferences(), *ref))
+	if c.Finalizer != "" {
+		controllerutil.AddFinalizer(obj, c.Finalizer)
+	}
 	if err := c.patch(ctx, obj, orig); err != nil {
 		return fmt.Errorf("adopting %s/%s for %s: %w", obj.GetNamespace(), obj.GetName(), c.Owner.GetName(), err)
 	}
@@ -182,6 +192,9 @@ func (c *Claimer) release(ctx context.Context, obj client.Object) error {
 		}
 	}
 	obj.SetOwnerReferences(kept)
+	if c.Finalizer != "" {
+		controllerutil.RemoveFinalizer(obj, c.Finalizer)
+	}
 	if err := c.patch(ctx, obj, orig); err != nil {
 		return fmt.Errorf("releasing %s/%s from %s: %w", obj.GetNamespace(), obj.GetName(), c.Owner.GetName(), err)
 	}
