@@ -68,7 +68,7 @@ verify-generated: generate manifests ## Fail when generated files differ from wh
 	@untracked=$$(git ls-files --others --exclude-standard -- api config); if [ -n "$$untracked" ]; then echo "generated files are not committed: $$untracked"; exit 1; fi
 
 .PHONY: test
-test: envtest-assets node-prereqs $(KUSTOMIZE) vet ## Run every test: unit tests and the envtest suites against a real apiserver.
+test: envtest-assets node-prereqs images $(KUSTOMIZE) vet ## Run every test: unit tests and the envtest suites against a real apiserver.
 	go test ./... -count=1
 
 .PHONY: bench
@@ -99,6 +99,13 @@ node-prereqs: ## Install the node's Debian packages when any is missing.
 	fi
 
 ##@ Build
+
+# skiff's test images (busybox, echo, memhog) as OCI tarballs, built offline
+# from busybox-static and static Go programs; `go run ./hack/images -load
+# -address <containerd.sock>` imports them into a node's containerd.
+.PHONY: images
+images: ## Build the test images into bin/images (no Docker, no registry).
+	go run ./hack/images -out $(LOCALBIN)/images
 
 .PHONY: build
 build: ## Build the manager and the node agent.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -25,11 +26,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"skiff.dev/skiff/api"
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
@@ -110,7 +114,10 @@ type Host struct {
 	reader client.Reader
 	clock  clock.PassiveClock
 
-	agents     map[string]*agent
+	agents map[string]*agent
+	// readsAPI is set when a runtime reads ConfigMaps and Secrets, which
+	// the host then watches.
+	readsAPI   bool
 	register   func(context.Context, *agent) (*skiffcorev1.Node, error)
 	registered atomic.Int64
 
@@ -161,6 +168,12 @@ func NewHost(cfg *rest.Config, opts Options) (*Host, error) {
 		return nil, fmt.Errorf("creating the node agent's manager: %w", err)
 	}
 	h.mgr, h.client, h.reader = mgr, mgr.GetClient(), mgr.GetAPIReader()
+	for _, a := range h.agents {
+		if u, ok := a.runtime.(APIUser); ok {
+			u.UseAPI(h.client)
+			h.readsAPI = true
+		}
+	}
 	sem := make(chan struct{}, opts.RegistrationWorkers)
 	h.register = func(ctx context.Context, a *agent) (*skiffcorev1.Node, error) {
 		select {
@@ -218,11 +231,23 @@ func (h *Host) setup() error {
 		p, ok := o.(*skiffcorev1.Pod)
 		return ok && h.agents[p.Spec.NodeName] != nil
 	})
-	if err := ctrl.NewControllerManagedBy(h.mgr).
+	changes := make(chan event.GenericEvent, 1024)
+	pods := ctrl.NewControllerManagedBy(h.mgr).
 		Named("nodeagent-pod").
 		For(&skiffcorev1.Pod{}, builder.WithPredicates(hostedPod)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: h.opts.PodWorkers}).
-		Complete(&podReconciler{host: h}); err != nil {
+		WatchesRawSource(source.Channel(changes, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: h.opts.PodWorkers})
+	if h.readsAPI {
+		pods = pods.
+			Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(h.podsUsing("ConfigMap"))).
+			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(h.podsUsing("Secret")))
+	}
+	if err := pods.Complete(&podReconciler{host: h}); err != nil {
+		return err
+	}
+	if err := h.mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return h.watchRuntimes(ctx, changes)
+	})); err != nil {
 		return err
 	}
 	if err := h.mgr.Add(manager.RunnableFunc(h.runHeartbeats)); err != nil {

@@ -53,7 +53,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	case podutil.IsTerminating(pod):
 		return ctrl.Result{}, r.terminate(ctx, a, pod)
 	case podutil.IsTerminal(pod):
-		return ctrl.Result{}, r.forget(ctx, req.NamespacedName, pod)
+		return ctrl.Result{}, r.stopFinished(ctx, a, pod)
 	}
 	return r.sync(ctx, a, pod)
 }
@@ -144,6 +144,17 @@ func (r *podReconciler) terminate(ctx context.Context, a *agent, pod *skiffcorev
 	if err := r.host.client.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) {
 		_, err = ignoreConflict(err)
 		return err
+	}
+	return nil
+}
+
+// stopFinished stops what is left of a finished pod (its sidecars) and
+// releases its network, but keeps its containers, and so their logs and
+// exits, until the pod is deleted, as the kubelet does.
+func (r *podReconciler) stopFinished(ctx context.Context, a *agent, pod *skiffcorev1.Pod) error {
+	r.remember(pod, a)
+	if err := a.runtime.KillPod(ctx, pod, 0); err != nil {
+		return fmt.Errorf("stopping finished pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil
 }

@@ -21,7 +21,9 @@ type Runtime interface {
 	// runs. It is called on every pass and must be idempotent.
 	SyncPod(ctx context.Context, pod *skiffcorev1.Pod) (RuntimePodStatus, error)
 	// KillPod stops every container of the pod, giving each up to grace to
-	// exit. Killing a pod that is not running is not an error.
+	// exit, and releases the pod's network (its IP); the stopped containers
+	// are kept until RemovePod. Killing a pod that is not running is not an
+	// error.
 	KillPod(ctx context.Context, pod *skiffcorev1.Pod, grace time.Duration) error
 	// RemovePod forgets a killed pod and releases what it held (its IP).
 	RemovePod(ctx context.Context, uid types.UID) error
@@ -34,6 +36,14 @@ type Runtime interface {
 	// Version names the runtime and its version, e.g. "simulated://0.1",
 	// for the Node's nodeInfo.containerRuntimeVersion.
 	Version() string
+}
+
+// Notifier is a Runtime that learns of changes on its own: a container
+// exits, the kernel kills one for memory, a probe's verdict flips. The
+// agent then syncs the pod at once, instead of polling every pod.
+type Notifier interface {
+	// Notify calls notify for each such change until ctx ends.
+	Notify(ctx context.Context, notify func(RuntimePod))
 }
 
 // RuntimePod identifies a pod that the runtime knows.
@@ -72,4 +82,7 @@ type ContainerStatus struct {
 	// Ready is the container's readiness; the runtime reports it because
 	// readiness probes run next to the containers.
 	Ready bool
+	// StartupPending is set while a running container's startup probe has
+	// not yet succeeded (status.containerStatuses[].started is false).
+	StartupPending bool
 }

@@ -88,7 +88,7 @@ func containerStatuses(spec []corev1.Container, reported []ContainerStatus, reas
 			})
 			continue
 		}
-		started := rc.State.Running != nil
+		started := rc.State.Running != nil && !rc.StartupPending
 		out = append(out, corev1.ContainerStatus{
 			Name:                 c.Name,
 			Image:                c.Image,

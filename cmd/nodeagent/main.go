@@ -1,7 +1,7 @@
 // Command nodeagent is skiff's kubelet. It runs one node on this machine,
+// its pods as real containers through containerd (--runtime=containerd),
 // or, with --simulate=N, N simulated nodes in one process (as kwok does),
-// for tests and benchmarks. Pods run through the simulated runtime until
-// the containerd runtime arrives.
+// for tests and benchmarks.
 package main
 
 import (
@@ -10,16 +10,20 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"skiff.dev/skiff/nodeagent"
+	"skiff.dev/skiff/nodeagent/cni"
+	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
 	"skiff.dev/skiff/nodeagent/simulated"
 )
 
@@ -29,6 +33,10 @@ type flags struct {
 	nodeName       string
 	nodeIP         string
 	runtime        string
+	containerd     string
+	ctrNamespace   string
+	rootDir        string
+	cniBridge      string
 	maxPods        int
 	systemReserved string
 
@@ -60,7 +68,11 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	hostname, _ := os.Hostname()
 	fs.StringVar(&f.nodeName, "node-name", strings.ToLower(hostname), "the Node's name (default: the hostname)")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: the host's first global IPv4 address)")
-	fs.StringVar(&f.runtime, "runtime", "simulated", "the container runtime: simulated (containerd is not built yet)")
+	fs.StringVar(&f.runtime, "runtime", "simulated", "the container runtime: containerd (real containers) or simulated")
+	fs.StringVar(&f.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd's socket, for --runtime=containerd")
+	fs.StringVar(&f.ctrNamespace, "containerd-namespace", skiffcontainerd.DefaultNamespace, "the containerd namespace skiff's containers live in")
+	fs.StringVar(&f.rootDir, "root-dir", "/var/lib/skiff/nodeagent", "where the agent keeps pod files, volumes, container logs and network state")
+	fs.StringVar(&f.cniBridge, "cni-bridge", cni.DefaultBridge, "the Linux bridge pods are attached to")
 	fs.IntVar(&f.maxPods, "max-pods", nodeagent.DefaultMaxPods, "how many pods this node takes")
 	fs.StringVar(&f.systemReserved, "system-reserved", "", "resources kept from pods, e.g. cpu=500m,memory=1Gi")
 
@@ -88,6 +100,8 @@ func bindFlags(fs *flag.FlagSet) *flags {
 }
 
 func main() {
+	// containerd's shims run this binary as the containers' log driver.
+	skiffcontainerd.RunLogDriverIfAsked()
 	f := bindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
@@ -121,11 +135,11 @@ func run(ctx context.Context, cfg *rest.Config, opts nodeagent.Options) error {
 // hostOptions turns the flags into the host's options: the nodes, their
 // runtime and the timings.
 func hostOptions(f *flags) (nodeagent.Options, error) {
-	if f.runtime != "simulated" {
-		if f.runtime == "containerd" {
-			return nodeagent.Options{}, errors.New("runtime containerd is not built yet: use --runtime=simulated")
-		}
-		return nodeagent.Options{}, fmt.Errorf("--runtime: unknown runtime %q: use simulated", f.runtime)
+	if f.runtime != "simulated" && f.runtime != "containerd" {
+		return nodeagent.Options{}, fmt.Errorf("--runtime: unknown runtime %q: use containerd or simulated", f.runtime)
+	}
+	if f.runtime == "containerd" && f.simulate > 0 {
+		return nodeagent.Options{}, errors.New("--simulate needs --runtime=simulated")
 	}
 	if f.leaseDurationSeconds < 1 {
 		return nodeagent.Options{}, fmt.Errorf("--node-lease-duration-seconds: must be >= 1, got %d", f.leaseDurationSeconds)
@@ -134,10 +148,17 @@ func hostOptions(f *flags) (nodeagent.Options, error) {
 	if err != nil {
 		return nodeagent.Options{}, err
 	}
-	simOpts := simulated.Options{StartDelay: f.simStartDelay, RunDuration: f.simRunDuration, RestartBackoff: f.simRestartDelay}
+	newRuntime := simulated.Runtimes(simulated.Options{StartDelay: f.simStartDelay, RunDuration: f.simRunDuration, RestartBackoff: f.simRestartDelay})
+	if f.runtime == "containerd" {
+		rt, err := containerdRuntime(f, nodes[0])
+		if err != nil {
+			return nodeagent.Options{}, err
+		}
+		newRuntime = func(string) nodeagent.Runtime { return rt }
+	}
 	return nodeagent.Options{
 		Nodes:                  nodes,
-		NewRuntime:             simulated.Runtimes(simOpts),
+		NewRuntime:             newRuntime,
 		LeaseDuration:          time.Duration(f.leaseDurationSeconds) * time.Second,
 		LeaseRenewInterval:     f.leaseRenewInterval,
 		StatusUpdateFrequency:  f.statusUpdateFreq,
@@ -218,4 +239,24 @@ func parseResourceList(s string) (corev1.ResourceList, error) {
 		out[corev1.ResourceName(k)] = q
 	}
 	return out, nil
+}
+
+// containerdRuntime connects to containerd for this machine's node.
+func containerdRuntime(f *flags, node nodeagent.NodeConfig) (*skiffcontainerd.Runtime, error) {
+	network, err := skiffcontainerd.NewCNINetwork(cni.Config{StateDir: filepath.Join(f.rootDir, "cni"), Bridge: f.cniBridge})
+	if err != nil {
+		return nil, fmt.Errorf("--runtime=containerd: pod network: %w", err)
+	}
+	rt, err := skiffcontainerd.New(skiffcontainerd.Config{
+		Network:     network,
+		Address:     f.containerd,
+		Namespace:   f.ctrNamespace,
+		Dir:         f.rootDir,
+		Images:      skiffcontainerd.PullImages(clock.RealClock{}),
+		Allocatable: node.Allocatable,
+	}, node.InternalIP)
+	if err != nil {
+		return nil, fmt.Errorf("--runtime=containerd: %w", err)
+	}
+	return rt, nil
 }

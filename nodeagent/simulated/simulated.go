@@ -357,7 +357,16 @@ func (r *Runtime) KillPod(_ context.Context, p *skiffcorev1.Pod, _ time.Duration
 		}
 		c.policy = corev1.RestartPolicyNever
 	}
+	r.releaseIP(sp)
 	return nil
+}
+
+// releaseIP returns a stopped pod's address to the pool.
+func (r *Runtime) releaseIP(sp *pod) {
+	if sp.ip.IsValid() && r.ips != nil {
+		r.ips.release(sp.ip)
+	}
+	sp.ip = netip.Addr{}
 }
 
 // RemovePod forgets the pod and releases its IP.
@@ -365,9 +374,7 @@ func (r *Runtime) RemovePod(_ context.Context, uid types.UID) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if sp, ok := r.pods[uid]; ok {
-		if sp.ip.IsValid() && r.ips != nil {
-			r.ips.release(sp.ip)
-		}
+		r.releaseIP(sp)
 		delete(r.pods, uid)
 	}
 	return nil
