@@ -56,8 +56,15 @@ func (r *Reconciler) createClaims(ctx context.Context, set *skiffappsv1.Stateful
 			claim.OwnerReferences = []metav1.OwnerReference{setOwnerRef(set)}
 		}
 		err := r.Create(ctx, claim)
-		if err != nil && !apierrors.IsAlreadyExists(err) {
+		switch {
+		case apierrors.IsAlreadyExists(err):
+		case err != nil:
 			errs = append(errs, fmt.Errorf("creating claim %s: %w", claim.Name, err))
+			r.Recorder.Eventf(set, claim, corev1.EventTypeWarning, "FailedCreate", "Create",
+				"Create Claim %s for Pod %s in StatefulSet %s failed error: %v", claim.Name, podName(set, ordinal), set.Name, err)
+		default:
+			r.Recorder.Eventf(set, claim, corev1.EventTypeNormal, "SuccessfulCreate", "Create",
+				"Create Claim %s Pod %s in StatefulSet %s success", claim.Name, podName(set, ordinal), set.Name)
 		}
 	}
 	return errors.Join(errs...)
@@ -82,14 +89,17 @@ func podOwnerRef(pod *skiffcorev1.Pod) metav1.OwnerReference {
 // wantedClaimOwners returns the references to the set and the pod that a
 // claim of the ordinal should carry under the retention policy, as
 // upstream: the set when whenDeleted is Delete, the pod when whenScaled is
-// Delete and the ordinal is condemned by a scale-down.
+// Delete and the ordinal is condemned: outside start..start+replicas-1
+// after a scale-down or a move of spec.ordinals.start.
 func wantedClaimOwners(set *skiffappsv1.StatefulSet, pod *skiffcorev1.Pod, ordinal, replicas int) (toSet, toPod bool) {
 	policy := set.Spec.PersistentVolumeClaimRetentionPolicy
 	if policy == nil {
 		return false, false
 	}
+	start := startOrdinal(set)
+	condemned := ordinal < start || ordinal >= start+replicas
 	toSet = policy.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType
-	toPod = policy.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType && ordinal >= replicas && pod != nil
+	toPod = policy.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType && condemned && pod != nil
 	return toSet, toPod
 }
 

@@ -15,23 +15,23 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/controllerref"
+	"skiff.dev/skiff/internal/expectations"
 	"skiff.dev/skiff/internal/podutil"
 	"skiff.dev/skiff/internal/recorder"
 )
 
-// Reconciler keeps each StatefulSet's ordinals 0..replicas-1 filled with
-// one pod each, named after the set and the ordinal.
+// Reconciler keeps each StatefulSet's ordinals start..start+replicas-1
+// filled with one pod each, named after the set and the ordinal.
 type Reconciler struct {
 	client.Client
 	// APIReader reads without the cache: the adoption recheck, and a
@@ -39,6 +39,10 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
+
+	// expectations hold a set's pod creations and deletions until the
+	// cache shows them, so that a stale read never repeats one.
+	expectations *expectations.Expectations
 }
 
 // Setup registers the StatefulSet controller with the manager.
@@ -55,6 +59,7 @@ func Setup(mgr ctrl.Manager) error {
 // SetupWithManager indexes pods and revisions by controller and watches
 // StatefulSets and what they control.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.expectations = expectations.New(r.Clock)
 	ctx := context.Background()
 	if err := controllerref.IndexByControllerUID(ctx, mgr.GetFieldIndexer(), &skiffcorev1.Pod{}); err != nil {
 		return err
@@ -65,32 +70,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("statefulset").
 		For(&skiffappsv1.StatefulSet{}).
-		Owns(&skiffcorev1.Pod{}).
+		Watches(&skiffappsv1.StatefulSet{}, expectations.OwnerDeletions{Expectations: r.expectations}).
+		Watches(&skiffcorev1.Pod{}, r.podEvents()).
 		Owns(&appsv1.ControllerRevision{}).
-		Watches(&skiffcorev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.setsForOrphan)).
 		Complete(r)
-}
-
-// setsForOrphan wakes the sets that may adopt a pod without a controller:
-// those in its namespace whose selector matches it.
-func (r *Reconciler) setsForOrphan(ctx context.Context, obj client.Object) []reconcile.Request {
-	if metav1.GetControllerOfNoCopy(obj) != nil || obj.GetDeletionTimestamp() != nil {
-		return nil
-	}
-	var sets skiffappsv1.StatefulSetList
-	if err := r.List(ctx, &sets, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
-	}
-	var out []reconcile.Request
-	for i := range sets.Items {
-		set := &sets.Items[i]
-		selector, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
-		if err != nil || selector.Empty() || !selector.Matches(labels.Set(obj.GetLabels())) {
-			continue
-		}
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(set)})
-	}
-	return out
 }
 
 // +kubebuilder:rbac:groups=apps.skiff.dev,resources=statefulsets,verbs=get;list;watch;update;patch
@@ -149,30 +132,35 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 
-	// 3. Claim the pods, and index them by ordinal.
+	// 3. Decide whether to act before reading the cache: once the
+	// expectations are met, the cache read after holds every pod they
+	// waited for.
+	mayAct := r.expectations.Satisfied(set.UID)
+
+	// 4. Claim the pods, and index them by ordinal.
 	pods, err := r.claimPods(ctx, &set, selector)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	byOrdinal := podsByOrdinal(&set, pods)
 
-	// 4. Keep the claims' ownerReferences as the retention policy says,
+	// 5. Keep the claims' ownerReferences as the retention policy says,
 	// then take the next step.
+	now := r.Clock.Now()
 	replicas := int(ptr.Deref(set.Spec.Replicas, 1))
-	syncErr := r.syncClaimOwners(ctx, &set, byOrdinal, replicas)
-	if syncErr == nil {
-		in := planInput{
-			replicas:  replicas,
-			parallel:  set.Spec.PodManagementPolicy == appsv1.ParallelPodManagement,
-			onDelete:  set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType,
-			partition: partitionOf(set.Spec.UpdateStrategy),
-			slots:     slots(byOrdinal, update.Name),
+	var syncErr error
+	if mayAct {
+		syncErr = r.syncClaimOwners(ctx, &set, byOrdinal, replicas)
+	}
+	if mayAct && syncErr == nil {
+		var in planInput
+		in, syncErr = newPlanInput(&set, byOrdinal, update.Name, now)
+		if syncErr == nil {
+			syncErr = r.apply(ctx, &set, decide(in), byOrdinal, current, currentTemplate, update)
 		}
-		syncErr = r.apply(ctx, &set, decide(in), byOrdinal, current, currentTemplate, update)
 	}
 
-	// 5. The status, then the revision history beyond the limit.
-	now := r.Clock.Now()
+	// 6. The status, then the revision history beyond the limit.
 	status := calculateStatus(&set, byOrdinal, current.Name, update.Name, now)
 	if syncErr == nil {
 		syncErr = r.truncateHistory(ctx, &set, revs, liveRevisions(byOrdinal, status))
@@ -183,10 +171,46 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
 	}
+	// 7. A pod becoming available changes no object: wake up for it.
 	if wait, ok := nextAvailable(byOrdinal, set.Spec.MinReadySeconds, now); ok {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// newPlanInput describes the set and its pods to the planner.
+func newPlanInput(set *skiffappsv1.StatefulSet, pods map[int]*skiffcorev1.Pod, updateRevision string, now time.Time) (planInput, error) {
+	replicas := int(ptr.Deref(set.Spec.Replicas, 1))
+	maxUnavailable, err := maxUnavailableOf(set.Spec.UpdateStrategy, replicas)
+	if err != nil {
+		return planInput{}, fmt.Errorf("spec.updateStrategy.rollingUpdate.maxUnavailable: %w", err)
+	}
+	in := planInput{
+		start:          startOrdinal(set),
+		replicas:       replicas,
+		parallel:       set.Spec.PodManagementPolicy == appsv1.ParallelPodManagement,
+		onDelete:       set.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType,
+		partition:      partitionOf(set.Spec.UpdateStrategy),
+		maxUnavailable: maxUnavailable,
+		slots:          make(map[int]slot, len(pods)),
+	}
+	for i, p := range pods {
+		in.slots[i] = slot{
+			state:   stateOf(p, set.Spec.MinReadySeconds, now),
+			updated: p.Labels[appsv1.ControllerRevisionHashLabelKey] == updateRevision,
+		}
+	}
+	return in, nil
+}
+
+// startOrdinal is the set's first ordinal, spec.ordinals.start (0 when
+// unset). Upstream's validation refuses a negative start; the CRD has no
+// such rule, so one counts as 0 here.
+func startOrdinal(set *skiffappsv1.StatefulSet) int {
+	if set.Spec.Ordinals == nil {
+		return 0
+	}
+	return max(int(set.Spec.Ordinals.Start), 0)
 }
 
 // liveRevisions returns the revisions still in use: the current and
@@ -248,86 +272,95 @@ func podsByOrdinal(set *skiffappsv1.StatefulSet, pods []*skiffcorev1.Pod) map[in
 	return out
 }
 
-// slots tells the planner each pod's state.
-func slots(pods map[int]*skiffcorev1.Pod, updateRevision string) map[int]slot {
-	out := make(map[int]slot, len(pods))
-	for i, p := range pods {
-		out[i] = slot{state: stateOf(p), updated: p.Labels[appsv1.ControllerRevisionHashLabelKey] == updateRevision}
-	}
-	return out
-}
-
-func stateOf(p *skiffcorev1.Pod) slotState {
+// stateOf tells the planner where a pod stands. Available means Running
+// and Ready for minReadySeconds, as upstream.
+func stateOf(p *skiffcorev1.Pod, minReadySeconds int32, now time.Time) slotState {
 	switch {
 	case p.DeletionTimestamp != nil:
 		return terminating
 	case podutil.IsTerminal(p):
 		return finished
-	case p.Status.Phase == corev1.PodRunning && podutil.IsReady(p):
-		return healthy
+	case p.Status.Phase != corev1.PodRunning || !podutil.IsReady(p):
+		return starting
+	case !podutil.IsAvailable(p, minReadySeconds, now):
+		return ready
 	}
-	return starting
+	return available
 }
 
 // apply carries the plan out: the claims and pods to create, the pods to
-// delete.
+// delete. It expects every creation and deletion first, and stops
+// expecting those that fail, since the cache will never show them.
 func (r *Reconciler) apply(ctx context.Context, set *skiffappsv1.StatefulSet, p plan, pods map[int]*skiffcorev1.Pod,
 	current *appsv1.ControllerRevision, currentTemplate *corev1.PodTemplateSpec, update *appsv1.ControllerRevision) error {
+	deletions := make([]types.UID, len(p.delete))
+	for j, i := range p.delete {
+		deletions[j] = pods[i].UID
+	}
+	r.expectations.Expect(set.UID, len(p.create), deletions)
+
 	var errs []error
-	partition := partitionOf(set.Spec.UpdateStrategy)
+	// The wanted ordinals below the partition stay at the current
+	// revision.
+	partition := startOrdinal(set) + partitionOf(set.Spec.UpdateStrategy)
 	for _, i := range p.create {
-		// Ordinals below the partition stay at the current revision.
 		rev, template := update, &set.Spec.Template
 		if set.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType && i < partition {
 			rev, template = current, currentTemplate
 		}
-		if err := r.createPod(ctx, set, i, rev.Name, template); err != nil {
+		if created, err := r.createPod(ctx, set, i, rev.Name, template); !created {
+			r.expectations.CreationObserved(set.UID)
 			errs = append(errs, err)
 		}
 	}
 	for _, i := range p.delete {
-		if err := r.deletePod(ctx, set, pods[i]); err != nil {
+		if deleted, err := r.deletePod(ctx, set, pods[i]); !deleted {
+			r.expectations.DeletionObserved(set.UID, pods[i].UID)
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// createPod creates the claims of an ordinal, then its pod.
-func (r *Reconciler) createPod(ctx context.Context, set *skiffappsv1.StatefulSet, ordinal int, revision string, template *corev1.PodTemplateSpec) error {
+// createPod creates the claims of an ordinal, then its pod. It reports
+// whether it created the pod; a pod that already exists (the cache was
+// stale) is not an error.
+func (r *Reconciler) createPod(ctx context.Context, set *skiffappsv1.StatefulSet, ordinal int, revision string, template *corev1.PodTemplateSpec) (bool, error) {
+	name := podName(set, ordinal)
 	if err := r.createClaims(ctx, set, ordinal); err != nil {
-		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, "FailedCreate", "Create", "create Claim for Pod %s failed: %v", podName(set, ordinal), err)
-		return err
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, "FailedCreate", "Create", "Create Pod %s in StatefulSet %s failed error: %v", name, set.Name, err)
+		return false, err
 	}
 	ref, err := controllerref.NewControllerRef(set, r.Scheme())
 	if err != nil {
-		return err
+		return false, err
 	}
 	pod := newPod(set, ordinal, revision, template, ref)
 	if err := r.Create(ctx, pod); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			// A stale cache: the pod is there, the next sync sees it.
-			return nil
+			return false, nil
 		}
-		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, "FailedCreate", "Create", "create Pod %s failed: %v", pod.Name, err)
-		return err
+		r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, "FailedCreate", "Create", "Create Pod %s in StatefulSet %s failed error: %v", name, set.Name, err)
+		return false, err
 	}
-	r.Recorder.Eventf(set, pod, corev1.EventTypeNormal, "SuccessfulCreate", "Create", "create Pod %s successful", pod.Name)
-	return nil
+	r.Recorder.Eventf(set, pod, corev1.EventTypeNormal, "SuccessfulCreate", "Create", "Create Pod %s in StatefulSet %s successful", name, set.Name)
+	return true, nil
 }
 
-// deletePod deletes one pod, only if it is still the one the plan saw.
-func (r *Reconciler) deletePod(ctx context.Context, set *skiffappsv1.StatefulSet, pod *skiffcorev1.Pod) error {
+// deletePod deletes one pod, only if it is still the one the plan saw. It
+// reports whether the deletion was made; a pod already gone or replaced is
+// not an error.
+func (r *Reconciler) deletePod(ctx context.Context, set *skiffappsv1.StatefulSet, pod *skiffcorev1.Pod) (bool, error) {
 	err := r.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		r.Recorder.Eventf(set, pod, corev1.EventTypeWarning, "FailedDelete", "Delete", "delete Pod %s failed: %v", pod.Name, err)
-		return err
+		r.Recorder.Eventf(set, pod, corev1.EventTypeWarning, "FailedDelete", "Delete", "Delete Pod %s in StatefulSet %s failed error: %v", pod.Name, set.Name, err)
+		return false, err
 	}
-	r.Recorder.Eventf(set, pod, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "delete Pod %s successful", pod.Name)
-	return nil
+	r.Recorder.Eventf(set, pod, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "Delete Pod %s in StatefulSet %s successful", pod.Name, set.Name)
+	return true, nil
 }
 
 func podName(set *skiffappsv1.StatefulSet, ordinal int) string {

@@ -6,16 +6,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +58,9 @@ func TestStatefulSet(t *testing.T) {
 			{"a partition keeps the lower ordinals at the current revision, even when recreated", testPartition},
 			{"OnDelete updates a pod only when it is deleted", testOnDelete},
 			{"an orphan with a matching name and labels is adopted, not duplicated", testAdoption},
+			{"minReadySeconds: available counts, creation and rollout wait for it", testMinReadySeconds},
+			{"maxUnavailable replaces several pods at once, down to the partition", testMaxUnavailable},
+			{"ordinals.start names the pods; moving it moves them in order", testOrdinalsStart},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
@@ -70,7 +72,7 @@ func TestStatefulSet(t *testing.T) {
 
 func testOrderedCreation(t *testing.T) {
 	ns := namespace(t)
-	order := watchOrder(t, ns)
+	order := watchTimeline(t, ns)
 	set := newSet(t, ns, "web", 3, func(s *skiffappsv1.StatefulSet) {
 		s.Spec.ServiceName = "web-svc"
 		s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{claimTemplate("data")}
@@ -119,6 +121,21 @@ func testOrderedCreation(t *testing.T) {
 		}
 	}
 
+	// Events as upstream's, about the set.
+	testenv.Eventually(t, timeout, func() error {
+		notes := setEvents(t, ns, "web")
+		for _, want := range []string{
+			"SuccessfulCreate: Create Pod web-0 in StatefulSet web successful",
+			"SuccessfulCreate: Create Pod web-2 in StatefulSet web successful",
+			"SuccessfulCreate: Create Claim data-web-1 Pod web-1 in StatefulSet web success",
+		} {
+			if !slices.Contains(notes, want) {
+				return fmt.Errorf("events %q, want %q among them", notes, want)
+			}
+		}
+		return nil
+	})
+
 	// Status and revision.
 	waitStatus(t, set, func(s appsv1.StatefulSetStatus) bool {
 		return s.Replicas == 3 && s.ReadyReplicas == 3 && s.AvailableReplicas == 3 && s.CurrentReplicas == 3 &&
@@ -159,7 +176,7 @@ func testParallel(t *testing.T) {
 
 func testScaleDown(t *testing.T) {
 	ns := namespace(t)
-	order := watchOrder(t, ns)
+	order := watchTimeline(t, ns)
 	set := newSet(t, ns, "down", 3, nil)
 	waitReady(t, ns, "down", 3)
 	scale(t, set, 1)
@@ -246,7 +263,7 @@ func testRetentionPolicy(t *testing.T) {
 
 func testRollingUpdate(t *testing.T) {
 	ns := namespace(t)
-	order := watchOrder(t, ns)
+	order := watchTimeline(t, ns)
 	set := newSet(t, ns, "roll", 3, func(s *skiffappsv1.StatefulSet) { s.Spec.RevisionHistoryLimit = ptr.To[int32](0) })
 	waitReady(t, ns, "roll", 3)
 	waitStatus(t, set, func(s appsv1.StatefulSetStatus) bool { return s.CurrentRevision != "" && s.UpdatedReplicas == 3 })
@@ -486,13 +503,21 @@ func podNames(pods []skiffcorev1.Pod) []string {
 // Running and Ready, and returns them.
 func waitReady(t *testing.T, ns, name string, n int) []skiffcorev1.Pod {
 	t.Helper()
+	return waitReadyFrom(t, ns, name, 0, n)
+}
+
+// waitReadyFrom waits until the set's pods are exactly <name>-start to
+// <name>-(start+n-1), all Running and Ready, and returns them by name.
+func waitReadyFrom(t *testing.T, ns, name string, start, n int) []skiffcorev1.Pod {
+	t.Helper()
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("%s-%d", name, start+i))
+	}
+	slices.Sort(want)
 	var pods []skiffcorev1.Pod
 	testenv.Eventually(t, timeout, func() error {
 		pods = listPods(t, ns)
-		var want []string
-		for i := range n {
-			want = append(want, fmt.Sprintf("%s-%d", name, i))
-		}
 		if got := podNames(pods); !slices.Equal(got, want) {
 			return fmt.Errorf("pods %v, want %v", got, want)
 		}
@@ -517,6 +542,23 @@ func waitStatus(t *testing.T, set *skiffappsv1.StatefulSet, ok func(appsv1.State
 	})
 }
 
+// setEvents returns the events about the set named name from the
+// StatefulSet controller, as "reason: note".
+func setEvents(t *testing.T, ns, name string) []string {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(bg(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "StatefulSet" && e.Regarding.Name == name && e.ReportingController == "statefulset-controller" {
+			out = append(out, e.Reason+": "+e.Note)
+		}
+	}
+	return out
+}
+
 func claimOwnerKinds(t *testing.T, ns, name string) []string {
 	t.Helper()
 	var claim corev1.PersistentVolumeClaim
@@ -529,78 +571,4 @@ func claimOwnerKinds(t *testing.T, ns, name string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// podOrder records, from a watch, when each pod name was first created,
-// first seen ready, and first marked for deletion.
-type podOrder struct {
-	mu                       sync.Mutex
-	seq                      int
-	created, ready, deleting map[string]int
-}
-
-func watchOrder(t *testing.T, ns string) *podOrder {
-	t.Helper()
-	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := wc.Watch(bg(), &skiffcorev1.PodList{}, client.InNamespace(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	o := &podOrder{created: map[string]int{}, ready: map[string]int{}, deleting: map[string]int{}}
-	go func() {
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*skiffcorev1.Pod)
-			if !ok || ev.Type == watch.Error {
-				continue
-			}
-			o.mu.Lock()
-			o.seq++
-			first := func(m map[string]int) {
-				if _, seen := m[p.Name]; !seen {
-					m[p.Name] = o.seq
-				}
-			}
-			if ev.Type == watch.Added {
-				first(o.created)
-			}
-			if podutil.IsReady(p) && p.DeletionTimestamp == nil {
-				first(o.ready)
-			}
-			if p.DeletionTimestamp != nil || ev.Type == watch.Deleted {
-				first(o.deleting)
-			}
-			o.mu.Unlock()
-		}
-	}()
-	return o
-}
-
-// createdAfterReady checks that pod was first created after lower was
-// first seen ready.
-func (o *podOrder) createdAfterReady(pod, lower string) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	c, okC := o.created[pod]
-	r, okR := o.ready[lower]
-	if !okC || !okR || c < r {
-		return fmt.Errorf("%s created at event %d (seen %v), %s ready at event %d (seen %v): want it created after", pod, c, okC, lower, r, okR)
-	}
-	return nil
-}
-
-// deletedBeforeDeleting checks that first was marked for deletion before
-// second.
-func (o *podOrder) deletedBeforeDeleting(first, second string) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	a, okA := o.deleting[first]
-	b, okB := o.deleting[second]
-	if !okA || !okB || a > b {
-		return fmt.Errorf("%s deleted at event %d (seen %v), %s at event %d (seen %v): want %s first", first, a, okA, second, b, okB, first)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/utils/ptr"
 
@@ -14,27 +15,31 @@ import (
 	"skiff.dev/skiff/internal/podutil"
 )
 
-// calculateStatus counts the set's active pods by readiness and revision.
-// The current revision becomes the update revision once every wanted pod
-// runs it and is ready, as upstream's completed rolling update.
+// calculateStatus counts the set's pods as upstream: replicas counts
+// every pod created, terminating ones included; readyReplicas and
+// availableReplicas those Running and Ready (for minReadySeconds);
+// currentReplicas and updatedReplicas the pods not being deleted, by
+// revision. The current revision becomes the update revision once every
+// wanted pod runs it and is ready, and no other pod is left, as upstream's
+// completed update.
 func calculateStatus(set *skiffappsv1.StatefulSet, pods map[int]*skiffcorev1.Pod, current, update string, now time.Time) appsv1.StatefulSetStatus {
 	s := appsv1.StatefulSetStatus{
 		ObservedGeneration: set.Generation,
 		CurrentRevision:    current,
 		UpdateRevision:     update,
-		CollisionCount:     set.Status.CollisionCount,
+		CollisionCount:     ptr.To(ptr.Deref(set.Status.CollisionCount, 0)),
 		Conditions:         set.Status.Conditions,
 	}
 	for _, p := range pods {
-		if !podutil.IsActive(p) {
-			continue
-		}
 		s.Replicas++
-		if podutil.IsReady(p) {
+		if p.Status.Phase == corev1.PodRunning && podutil.IsReady(p) {
 			s.ReadyReplicas++
+			if podutil.IsAvailable(p, set.Spec.MinReadySeconds, now) {
+				s.AvailableReplicas++
+			}
 		}
-		if podutil.IsAvailable(p, set.Spec.MinReadySeconds, now) {
-			s.AvailableReplicas++
+		if podutil.IsTerminating(p) {
+			continue
 		}
 		if p.Labels[appsv1.ControllerRevisionHashLabelKey] == current {
 			s.CurrentReplicas++
@@ -44,7 +49,7 @@ func calculateStatus(set *skiffappsv1.StatefulSet, pods map[int]*skiffcorev1.Pod
 		}
 	}
 	replicas := ptr.Deref(set.Spec.Replicas, 1)
-	if current != update && s.UpdatedReplicas == replicas && s.ReadyReplicas == replicas && s.Replicas == replicas {
+	if s.UpdatedReplicas == replicas && s.ReadyReplicas == replicas && s.Replicas == replicas {
 		s.CurrentRevision = update
 		s.CurrentReplicas = s.UpdatedReplicas
 	}

@@ -84,19 +84,25 @@ func TestClaimOwners(t *testing.T) {
 		replicas int
 		existing []metav1.OwnerReference
 		want     []string
+		start    int32
 	}{
-		{"no policy: no owners", nil, 3, nil, nil},
+		{"no policy: no owners", nil, 3, nil, nil, 0},
 		{"Retain/Retain removes stale refs, keeps others", policy(keep, keep), 3,
-			[]metav1.OwnerReference{setOwnerRef(set), podOwnerRef(pod), other}, []string{"ConfigMap/x"}},
-		{"whenDeleted Delete: the set", policy(del, keep), 3, nil, []string{"StatefulSet/db"}},
-		{"whenScaled Delete, ordinal kept: nothing", policy(keep, del), 3, nil, nil},
-		{"whenScaled Delete, ordinal condemned: the pod", policy(keep, del), 2, nil, []string{"Pod/db-2"}},
-		{"both Delete, condemned: both", policy(del, del), 1, nil, []string{"Pod/db-2", "StatefulSet/db"}},
-		{"scaled back up: the pod ref goes", policy(del, del), 3, []metav1.OwnerReference{setOwnerRef(set), podOwnerRef(pod)}, []string{"StatefulSet/db"}},
+			[]metav1.OwnerReference{setOwnerRef(set), podOwnerRef(pod), other}, []string{"ConfigMap/x"}, 0},
+		{"whenDeleted Delete: the set", policy(del, keep), 3, nil, []string{"StatefulSet/db"}, 0},
+		{"whenScaled Delete, ordinal kept: nothing", policy(keep, del), 3, nil, nil, 0},
+		{"whenScaled Delete, ordinal condemned: the pod", policy(keep, del), 2, nil, []string{"Pod/db-2"}, 0},
+		{"both Delete, condemned: both", policy(del, del), 1, nil, []string{"Pod/db-2", "StatefulSet/db"}, 0},
+		{"scaled back up: the pod ref goes", policy(del, del), 3, []metav1.OwnerReference{setOwnerRef(set), podOwnerRef(pod)}, []string{"StatefulSet/db"}, 0},
+		{"start moved above the ordinal: condemned", policy(keep, del), 3, nil, []string{"Pod/db-2"}, 3},
+		{"start below the ordinal, in range: kept", policy(keep, del), 2, nil, nil, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := set.DeepCopy()
 			s.Spec.PersistentVolumeClaimRetentionPolicy = tc.policy
+			if tc.start != 0 {
+				s.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: tc.start}
+			}
 			toSet, toPod := wantedClaimOwners(s, pod, 2, tc.replicas)
 			var got []string
 			for _, r := range withClaimOwners(tc.existing, s, pod, toSet, toPod) {
@@ -167,16 +173,27 @@ func TestCalculateStatus(t *testing.T) {
 		}
 		return p
 	}
-	set := &skiffappsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Generation: 7}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3)}}
+	readySince := func(rev string, since time.Time) *skiffcorev1.Pod {
+		p := pod(rev, true, false)
+		p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(since)
+		return p
+	}
+	set := &skiffappsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Generation: 7}, Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), MinReadySeconds: 30}}
 	for _, tc := range []struct {
 		name string
 		pods map[int]*skiffcorev1.Pod
 		want appsv1.StatefulSetStatus
 	}{
+		// As upstream, replicas and readyReplicas count a terminating pod;
+		// the revision counts do not.
 		{"mid rollout", map[int]*skiffcorev1.Pod{0: pod("old", true, false), 1: pod("old", false, false), 2: pod("new", true, false), 3: pod("old", true, true)},
-			appsv1.StatefulSetStatus{ObservedGeneration: 7, Replicas: 3, ReadyReplicas: 2, AvailableReplicas: 2, CurrentReplicas: 2, UpdatedReplicas: 1, CurrentRevision: "old", UpdateRevision: "new"}},
+			appsv1.StatefulSetStatus{ObservedGeneration: 7, Replicas: 4, ReadyReplicas: 3, AvailableReplicas: 3, CurrentReplicas: 2, UpdatedReplicas: 1, CurrentRevision: "old", UpdateRevision: "new", CollisionCount: ptr.To[int32](0)}},
 		{"rollout complete: current becomes update", map[int]*skiffcorev1.Pod{0: pod("new", true, false), 1: pod("new", true, false), 2: pod("new", true, false)},
-			appsv1.StatefulSetStatus{ObservedGeneration: 7, Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, CurrentReplicas: 3, UpdatedReplicas: 3, CurrentRevision: "new", UpdateRevision: "new"}},
+			appsv1.StatefulSetStatus{ObservedGeneration: 7, Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, CurrentReplicas: 3, UpdatedReplicas: 3, CurrentRevision: "new", UpdateRevision: "new", CollisionCount: ptr.To[int32](0)}},
+		{"not complete while a terminating pod is left", map[int]*skiffcorev1.Pod{0: pod("new", true, false), 1: pod("new", true, false), 2: pod("new", true, false), 3: pod("old", true, true)},
+			appsv1.StatefulSetStatus{ObservedGeneration: 7, Replicas: 4, ReadyReplicas: 4, AvailableReplicas: 4, CurrentReplicas: 0, UpdatedReplicas: 3, CurrentRevision: "old", UpdateRevision: "new", CollisionCount: ptr.To[int32](0)}},
+		{"minReadySeconds: ready for less is not available", map[int]*skiffcorev1.Pod{0: pod("old", true, false), 1: readySince("old", now.Add(-5*time.Second)), 2: pod("old", false, false)},
+			appsv1.StatefulSetStatus{ObservedGeneration: 7, Replicas: 3, ReadyReplicas: 2, AvailableReplicas: 1, CurrentReplicas: 3, UpdatedReplicas: 0, CurrentRevision: "old", UpdateRevision: "new", CollisionCount: ptr.To[int32](0)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := calculateStatus(set, tc.pods, "old", "new", now)
