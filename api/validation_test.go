@@ -118,6 +118,15 @@ func TestInvalidObjectsAreRejectedNamingTheField(t *testing.T) {
 		{"cron schedule with a TZ prefix", validCronJob,
 			set("spec.schedule", "TZ=UTC 0 * * * *"),
 			[]string{"spec.schedule", "use spec.timeZone"}},
+		{"the Local time zone", validCronJob,
+			set("spec.timeZone", "Local"),
+			[]string{"spec.timeZone", "explicit time zone"}},
+		{"an empty time zone", validCronJob,
+			set("spec.timeZone", ""),
+			[]string{"spec.timeZone", "explicit time zone"}},
+		{"a time zone that is a path", validCronJob,
+			set("spec.timeZone", "../etc/localtime"),
+			[]string{"spec.timeZone", "unknown time zone"}},
 		{"maxSurge and maxUnavailable both 0", validDeployment,
 			set("spec.strategy", map[string]any{"type": "RollingUpdate", "rollingUpdate": map[string]any{"maxSurge": 0, "maxUnavailable": "0%"}}),
 			[]string{"spec.strategy.rollingUpdate.maxUnavailable", "may not be 0 when maxSurge is 0"}},
@@ -174,6 +183,8 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 			})},
 		{"macro schedule", validCronJob, set("spec.schedule", "@hourly")},
 		{"named months and days", validCronJob, set("spec.schedule", "30 6 1-15 JAN,jul mon-fri")},
+		{"a deep time zone name", validCronJob, set("spec.timeZone", "America/Argentina/Buenos_Aires")},
+		{"a time zone with signs", validCronJob, set("spec.timeZone", "Etc/GMT+5")},
 		{"Indexed Job", validJob, func(o map[string]any) {
 			set("spec.completionMode", "Indexed")(o)
 			set("spec.completions", 3)(o)

@@ -241,14 +241,21 @@ func (r *Reconciler) startDue(ctx context.Context, cj *skiffbatchv1.CronJob, job
 		r.Recorder.Eventf(cj, nil, corev1.EventTypeWarning, reason, "Sync", "%v", err)
 		return 0, nil
 	}
+	next := requeueAfter(sched, now)
+	if next == 0 {
+		// robfig/cron finds no time within five years: a day that no
+		// month has, such as February 30. Only an edit fixes it.
+		r.Recorder.Eventf(cj, nil, corev1.EventTypeWarning, "InvalidSchedule", "Sync",
+			"invalid schedule: %q: no date matches it (a day of the month that the month never has?)", cj.Spec.Schedule)
+		return 0, nil
+	}
 	// Counting from the deadline keeps a CronJob that was stopped for long
 	// from warning about starts it would not make anyway, as upstream.
 	due := missedStarts(sched, earliestTime(cj.ObjectMeta, cj.Spec, cj.Status, now, true), now)
 	if due.TooMany {
 		r.Recorder.Eventf(cj, nil, corev1.EventTypeWarning, "TooManyMissedTimes", "Sync",
-			"too many missed start times: more than %d. Set or decrease .spec.startingDeadlineSeconds or check clock skew", maxMissedStarts)
+			"too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew")
 	}
-	next := requeueAfter(sched, now)
 	if due.MostRecent == nil {
 		r.reportMissed(cj, sched, now)
 		return next, nil
@@ -317,6 +324,10 @@ func (r *Reconciler) createJob(ctx context.Context, cj *skiffbatchv1.CronJob, na
 				"Error creating job: %s already exists and is not controlled by this CronJob", name)
 			return nil
 		}
+	} else if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		// The namespace and this CronJob are going away: nothing to
+		// report, as upstream.
+		return err
 	} else if err != nil {
 		r.Recorder.Eventf(cj, nil, corev1.EventTypeWarning, "FailedCreate", "Create", "Error creating job: %v", err)
 		return err
@@ -341,13 +352,7 @@ func (r *Reconciler) jobFor(cj *skiffbatchv1.CronJob, name string, scheduled tim
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	loc := time.Local
-	if cj.Spec.TimeZone != nil {
-		if l, err := time.LoadLocation(*cj.Spec.TimeZone); err == nil {
-			loc = l
-		}
-	}
-	annotations[ScheduledTimestampAnnotation] = scheduled.In(loc).Format(time.RFC3339)
+	annotations[ScheduledTimestampAnnotation] = scheduledTimestamp(cj.Spec, scheduled)
 	return &skiffbatchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       cj.Namespace,

@@ -186,9 +186,11 @@ func (f *fixture) finish(name string, kind batchv1.JobConditionType, start, end 
 	}
 }
 
-// waitEvent waits for an Event with this reason about the CronJob.
-func (f *fixture) waitEvent(cj, reason string) {
+// waitEvent waits for an Event with this reason about the CronJob, and
+// returns its note.
+func (f *fixture) waitEvent(cj, reason string) string {
 	f.t.Helper()
+	var note string
 	testenv.Eventually(f.t, timeout, func() error {
 		var events eventsv1.EventList
 		if err := env.Client.List(context.Background(), &events, client.InNamespace(f.ns)); err != nil {
@@ -196,11 +198,13 @@ func (f *fixture) waitEvent(cj, reason string) {
 		}
 		for _, e := range events.Items {
 			if e.Regarding.Name == cj && e.Reason == reason {
+				note = e.Note
 				return nil
 			}
 		}
 		return fmt.Errorf("no %s Event for CronJob %s among %d events", reason, cj, len(events.Items))
 	})
+	return note
 }
 
 // TestCreatesTheScheduledJob proves the Job of a scheduled time: its
@@ -408,15 +412,21 @@ func TestTooManyMissedStarts(t *testing.T) {
 	away := f.newCronJob("away", nil)
 	latest := scheduled(away, 150)
 	f.at(away, latest.Add(5*time.Second))
-	f.waitEvent("away", "TooManyMissedTimes")
+	// Upstream's words, which users search for.
+	if note, want := f.waitEvent("away", "TooManyMissedTimes"),
+		"too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew"; note != want {
+		t.Errorf("TooManyMissedTimes says %q, want %q", note, want)
+	}
 	f.waitActive("away", jobName("away", latest))
 	f.waitJobs(jobName("away", latest))
 }
 
 // TestTimeZoneAndBadSchedule: a Job's scheduled-timestamp annotation is
-// written in spec.timeZone; a schedule the API lets through but the parser
-// refuses (a backwards range) is reported as UnparseableSchedule and starts
-// nothing.
+// written in spec.timeZone; what the API lets through but cannot run is
+// reported with upstream's Warning and starts nothing: a schedule the
+// parser refuses (a backwards range) as UnparseableSchedule, one no date
+// matches (February 30) as InvalidSchedule, a zone missing from the tz
+// database as UnknownTimeZone.
 func TestTimeZoneAndBadSchedule(t *testing.T) {
 	f := newFixture(t)
 	tokyo := f.newCronJob("tokyo", func(cj *skiffbatchv1.CronJob) { cj.Spec.TimeZone = ptr.To("Asia/Tokyo") })
@@ -436,10 +446,19 @@ func TestTimeZoneAndBadSchedule(t *testing.T) {
 		t.Errorf("annotation %s = %q, want %q (Tokyo time)", ScheduledTimestampAnnotation, got, want)
 	}
 
-	bad := f.newCronJob("backwards", func(cj *skiffbatchv1.CronJob) { cj.Spec.Schedule = "30-10 * * * *" })
-	f.at(bad, scheduled(bad, 90))
-	f.waitEvent("backwards", "UnparseableSchedule")
-	if got := f.get("backwards").Status; len(got.Active) != 0 || got.LastScheduleTime != nil {
-		t.Errorf("status %+v for an unparseable schedule, want empty", got)
+	for _, tc := range []struct {
+		name, reason string
+		change       func(*skiffbatchv1.CronJob)
+	}{
+		{"backwards", "UnparseableSchedule", func(cj *skiffbatchv1.CronJob) { cj.Spec.Schedule = "30-10 * * * *" }},
+		{"february-30", "InvalidSchedule", func(cj *skiffbatchv1.CronJob) { cj.Spec.Schedule = "0 0 30 2 *" }},
+		{"mars", "UnknownTimeZone", func(cj *skiffbatchv1.CronJob) { cj.Spec.TimeZone = ptr.To("Mars/Olympus_Mons") }},
+	} {
+		bad := f.newCronJob(tc.name, tc.change)
+		f.at(bad, scheduled(bad, 90))
+		f.waitEvent(tc.name, tc.reason)
+		if got := f.get(tc.name).Status; len(got.Active) != 0 || got.LastScheduleTime != nil {
+			t.Errorf("%s: status %+v, want empty", tc.name, got)
+		}
 	}
 }

@@ -147,3 +147,18 @@ func tooLate(spec batchv1.CronJobSpec, scheduled, now time.Time) bool {
 func jobName(cronJobName string, scheduled time.Time) string {
 	return fmt.Sprintf("%s-%d", cronJobName, scheduled.Unix()/60)
 }
+
+// scheduledTimestamp is the value of a Job's scheduled-timestamp
+// annotation: the scheduled time in RFC 3339, in spec.timeZone, or in UTC
+// when it is unset, as upstream (which schedules in its local zone but
+// writes the annotation in the zone named "", UTC).
+func scheduledTimestamp(spec batchv1.CronJobSpec, scheduled time.Time) string {
+	loc := time.UTC
+	if spec.TimeZone != nil {
+		// parseSchedule has already loaded it.
+		if l, err := time.LoadLocation(*spec.TimeZone); err == nil {
+			loc = l
+		}
+	}
+	return scheduled.In(loc).Format(time.RFC3339)
+}

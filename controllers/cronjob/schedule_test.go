@@ -131,6 +131,8 @@ func TestRequeueAfterLandsJustAfterTheNextTime(t *testing.T) {
 		{"*/5 * * * *", "UTC", "2026-01-01T10:01:00Z", 4*time.Minute + nextScheduleDelta},
 		{"*/5 * * * *", "UTC", "2026-01-01T10:05:00Z", 5*time.Minute + nextScheduleDelta},
 		{"0 9 * * *", "Asia/Tokyo", "2026-01-01T23:30:00Z", 30*time.Minute + nextScheduleDelta},
+		// February never has a 30th: no next time, and no requeue.
+		{"0 0 30 2 *", "UTC", "2026-01-01T10:01:00Z", 0},
 	}
 	for _, tc := range cases {
 		s, _, err := parseSchedule(batchv1.CronJobSpec{Schedule: tc.schedule, TimeZone: &tc.timeZone})
@@ -169,5 +171,26 @@ func TestJobNameIsMinutesSinceEpoch(t *testing.T) {
 	tokyo, _ := time.LoadLocation("Asia/Tokyo")
 	if a, b := jobName("x", mustTime(t, "2026-01-01T00:00:00Z")), jobName("x", mustTime(t, "2026-01-01T00:00:00Z").In(tokyo)); a != b {
 		t.Errorf("names differ by zone: %q, %q", a, b)
+	}
+}
+
+func TestScheduledTimestamp(t *testing.T) {
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := mustTime(t, "2026-01-01T00:30:00Z").In(tokyo)
+	cases := []struct {
+		timeZone *string
+		want     string
+	}{
+		{nil, "2026-01-01T00:30:00Z"},
+		{ptr.To("Asia/Tokyo"), "2026-01-01T09:30:00+09:00"},
+		{ptr.To("America/New_York"), "2025-12-31T19:30:00-05:00"},
+	}
+	for _, tc := range cases {
+		if got := scheduledTimestamp(batchv1.CronJobSpec{TimeZone: tc.timeZone}, at); got != tc.want {
+			t.Errorf("zone %v: %q, want %q", tc.timeZone, got, tc.want)
+		}
 	}
 }

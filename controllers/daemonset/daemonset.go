@@ -3,7 +3,9 @@
 // node affinity and the taints (with the automatic daemon tolerations);
 // pods are placed by the scheduler through a metadata.name node affinity;
 // pods follow nodes as they join and leave, and a RollingUpdate replaces
-// out-of-date pods within maxUnavailable.
+// out-of-date pods within maxUnavailable. A failed pod is replaced after a
+// per-node back-off, and a ControllerRevision name taken by another
+// template raises status.collisionCount.
 package daemonset
 
 import (
@@ -55,6 +57,7 @@ type Reconciler struct {
 	Clock     clock.PassiveClock
 
 	expectations *expectations.Expectations
+	backoff      *failedPodBackoff
 }
 
 // Setup registers the DaemonSet controller with the manager.
@@ -72,6 +75,7 @@ func Setup(mgr ctrl.Manager) error {
 // DaemonSets, their pods and every node.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.expectations = expectations.New(r.Clock)
+	r.backoff = newFailedPodBackoff()
 	ctx := context.Background()
 	if err := controllerref.IndexByControllerUID(ctx, mgr.GetFieldIndexer(), &skiffcorev1.Pod{}); err != nil {
 		return err
@@ -143,15 +147,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	byNode, nowhere := groupByNode(pods)
 
 	// 4. Record the template's revision; its hash labels the new pods.
-	hash := templateHash(&ds.Spec.Template, ds.Status.CollisionCount)
-	if err := r.ensureRevision(ctx, &ds, hash); err != nil {
+	hash, err := r.ensureRevision(ctx, &ds)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 
-	// 5. Create and delete pods.
+	// 5. Create and delete pods; a failed pod is killed only once its node
+	// is out of back-off.
 	spec := daemonPodSpec(&ds)
 	now := r.Clock.Now()
 	var manageErr error
+	var backoffWait time.Duration
 	if mayManage {
 		u := updateContext{ds: &ds, spec: spec, nodes: nodes, byNode: byNode, hash: hash, now: now}
 		keep := keepOldest
@@ -162,6 +168,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		createOn, victims := rollingUpdate(u)
 		p.createOn = append(p.createOn, createOn...)
 		p.remove = append(p.remove, victims...)
+		var kill []*skiffcorev1.Pod
+		kill, backoffWait = r.killableFailedPods(&ds, p.failed, now)
+		p.remove = append(p.remove, kill...)
 		manageErr = r.apply(ctx, &ds, spec, hash, p)
 	}
 
@@ -171,7 +180,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	// 7. Write the status, and come back when a ready pod becomes
-	// available.
+	// available or a node's back-off ends.
 	status := calculateStatus(&ds, spec, nodes, byNode, hash, now)
 	if err := r.writeStatus(ctx, &ds, status); err != nil {
 		return ctrl.Result{}, errors.Join(manageErr, err)
@@ -179,10 +188,30 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if manageErr != nil {
 		return ctrl.Result{}, manageErr
 	}
-	if wait, ok := nextAvailable(byNode, ds.Spec.MinReadySeconds, now); ok {
-		return ctrl.Result{RequeueAfter: wait}, nil
+	wait, ok := nextAvailable(byNode, ds.Spec.MinReadySeconds, now)
+	if backoffWait > 0 && (!ok || backoffWait < wait) {
+		wait = backoffWait
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: wait}, nil
+}
+
+// killableFailedPods returns the failed pods whose node is out of
+// back-off, announcing each kill with upstream's Warning, and how long
+// until the first node still in back-off leaves it (0 if none is).
+func (r *Reconciler) killableFailedPods(ds *skiffappsv1.DaemonSet, failed []*skiffcorev1.Pod, now time.Time) (kill []*skiffcorev1.Pod, wait time.Duration) {
+	for _, pod := range failed {
+		node := targetNode(pod)
+		if w := r.backoff.tryKill(backoffKey(ds, node), now); w > 0 {
+			if wait == 0 || w < wait {
+				wait = w
+			}
+			continue
+		}
+		r.Recorder.Eventf(ds, pod, corev1.EventTypeWarning, "FailedDaemonPod", "Delete",
+			"Found failed daemon pod %s/%s on node %s, will try to kill it", pod.Namespace, pod.Name, node)
+		kill = append(kill, pod)
+	}
+	return kill, wait
 }
 
 // nextAvailable returns how long until the first ready pod that is not
@@ -210,8 +239,10 @@ func nextAvailable(byNode map[string][]*skiffcorev1.Pod, minReadySeconds int32, 
 	return soonest, found
 }
 
-// claimPods returns the DaemonSet's pods that are not being deleted, after
-// adopting matching orphans and releasing its pods that no longer match.
+// claimPods returns the DaemonSet's pods, after adopting matching orphans
+// and releasing its pods that no longer match. As upstream, a pod being
+// deleted is kept while it has not finished: its node still runs it, so
+// it counts in the status and holds the node until it is gone.
 func (r *Reconciler) claimPods(ctx context.Context, ds *skiffappsv1.DaemonSet, selector labels.Selector) ([]*skiffcorev1.Pod, error) {
 	var matching, controlled skiffcorev1.PodList
 	if err := r.List(ctx, &matching, client.InNamespace(ds.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
@@ -225,7 +256,7 @@ func (r *Reconciler) claimPods(ctx context.Context, ds *skiffappsv1.DaemonSet, s
 	for _, list := range [][]skiffcorev1.Pod{matching.Items, controlled.Items} {
 		for i := range list {
 			p := &list[i]
-			if !seen[p.UID] && !podutil.IsTerminating(p) {
+			if !seen[p.UID] && !(podutil.IsTerminating(p) && podutil.IsTerminal(p)) {
 				seen[p.UID] = true
 				candidates = append(candidates, p)
 			}

@@ -442,15 +442,9 @@ func setLabel(t *testing.T, node, key, value string) {
 func waitForEvents(t *testing.T, ns string, want map[string]int) {
 	t.Helper()
 	testenv.Eventually(t, timeout, func() error {
-		var list eventsv1.EventList
-		if err := env.Client.List(ctx(), &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
 		got := map[string]int{}
-		for _, e := range list.Items {
-			if e.Regarding.Kind == "DaemonSet" && e.ReportingController == "daemonset-controller" {
-				got[e.Reason]++
-			}
+		for _, e := range daemonSetEvents(t, ns) {
+			got[e.Reason]++
 		}
 		for reason, n := range want {
 			if got[reason] < n {
@@ -459,4 +453,21 @@ func waitForEvents(t *testing.T, ns string, want map[string]int) {
 		}
 		return nil
 	})
+}
+
+// daemonSetEvents returns the namespace's events about DaemonSets from the
+// DaemonSet controller.
+func daemonSetEvents(t *testing.T, ns string) []eventsv1.Event {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(ctx(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "DaemonSet" && e.ReportingController == "daemonset-controller" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

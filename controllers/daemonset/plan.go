@@ -22,9 +22,9 @@ func daemonPodSpec(ds *skiffappsv1.DaemonSet) *corev1.PodSpec {
 	return spec
 }
 
-// groupByNode sorts the DaemonSet's pods (none of them terminating) by the
-// node they are for, each node's oldest first. Pods for no node at all
-// (their affinity was edited away) are returned apart.
+// groupByNode sorts the DaemonSet's pods (some may be terminating) by the
+// node they are for, each node's bound and oldest first. Pods for no node
+// at all (their affinity was edited away) are returned apart.
 func groupByNode(pods []*skiffcorev1.Pod) (byNode map[string][]*skiffcorev1.Pod, nowhere []*skiffcorev1.Pod) {
 	byNode = map[string][]*skiffcorev1.Pod{}
 	for _, p := range pods {
@@ -40,7 +40,12 @@ func groupByNode(pods []*skiffcorev1.Pod) (byNode map[string][]*skiffcorev1.Pod,
 	return byNode, nowhere
 }
 
+// olderThan orders a node's pods as upstream's
+// podByCreationTimestampAndPhase: bound pods first, then the oldest.
 func olderThan(a, b *skiffcorev1.Pod) bool {
+	if aBound, bBound := a.Spec.NodeName != "", b.Spec.NodeName != ""; aBound != bBound {
+		return aBound
+	}
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
@@ -48,39 +53,50 @@ func olderThan(a, b *skiffcorev1.Pod) bool {
 }
 
 // plan is what one sync changes: the nodes that get a new pod and the pods
-// that go.
+// that go. Failed pods are apart: they go only once their node is out of
+// back-off.
 type plan struct {
 	createOn []string
 	remove   []*skiffcorev1.Pod
+	failed   []*skiffcorev1.Pod
 }
 
 // placement decides, as upstream's podsShouldBeOnNode, where pods are
 // missing and which are in excess: a node that should run the daemon and
-// has no running pod gets one; a node that may no longer run it loses its
-// pods; a failed pod goes (its replacement is created once its deletion
-// is seen); duplicates on one node go, except those keep picks (the
-// oldest, or during a surge the old and new pod of a node being updated);
-// pods for nodes that no longer exist go.
+// has no pod (not even a terminating one) gets one; a node that may no
+// longer run it loses its pods; a failed pod is to be killed (its
+// replacement is created once its deletion is seen) and a succeeded one
+// goes; duplicates on one node go, except those keep picks (the oldest,
+// or during a surge the old and new pod of a node being updated); pods
+// for nodes that no longer exist go. Pods being deleted are never deleted
+// again.
 func placement(spec *corev1.PodSpec, nodes []*skiffcorev1.Node, byNode map[string][]*skiffcorev1.Pod,
 	nowhere []*skiffcorev1.Pod, keep func(running []*skiffcorev1.Pod) []*skiffcorev1.Pod) plan {
 	var p plan
-	p.remove = append(p.remove, nowhere...)
+	p.remove = append(p.remove, notTerminating(nowhere)...)
 	known := make(map[string]bool, len(nodes))
 	for _, node := range nodes {
 		known[node.Name] = true
 		e := nodeEligibility(spec, node)
+		if !e.shouldContinueRunning {
+			p.remove = append(p.remove, notTerminating(byNode[node.Name])...)
+			continue
+		}
 		var running []*skiffcorev1.Pod
-		for _, pod := range byNode[node.Name] {
-			if pod.Status.Phase == corev1.PodFailed {
+		for _, pod := range notTerminating(byNode[node.Name]) {
+			switch pod.Status.Phase {
+			case corev1.PodFailed:
+				p.failed = append(p.failed, pod)
+			case corev1.PodSucceeded:
 				p.remove = append(p.remove, pod)
-			} else {
+			default:
 				running = append(running, pod)
 			}
 		}
 		switch {
-		case !e.shouldContinueRunning:
-			p.remove = append(p.remove, running...)
-		case len(running) == 0 && e.shouldRun && len(byNode[node.Name]) == 0:
+		// A terminating pod holds its node: the replacement waits until
+		// the node has stopped it, as upstream.
+		case len(byNode[node.Name]) == 0 && e.shouldRun:
 			p.createOn = append(p.createOn, node.Name)
 		case len(running) > 1:
 			kept := keep(running)
@@ -93,10 +109,22 @@ func placement(spec *corev1.PodSpec, nodes []*skiffcorev1.Node, byNode map[strin
 	}
 	for name, pods := range byNode {
 		if !known[name] {
-			p.remove = append(p.remove, pods...)
+			p.remove = append(p.remove, notTerminating(pods)...)
 		}
 	}
 	return p
+}
+
+// notTerminating returns the pods that are not being deleted: the ones a
+// sync may still delete, and that a rollout counts.
+func notTerminating(pods []*skiffcorev1.Pod) []*skiffcorev1.Pod {
+	var out []*skiffcorev1.Pod
+	for _, p := range pods {
+		if !podutil.IsTerminating(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // keepOldest keeps a node's oldest pod.
@@ -108,8 +136,9 @@ func isUpdated(pod *skiffcorev1.Pod, hash string) bool {
 }
 
 // calculateStatus counts, as upstream's updateDaemonSetStatus, the nodes
-// that should run the daemon and what their (oldest) pod shows, and the
-// nodes running it that should not.
+// that should run the daemon and what their first pod (bound, oldest;
+// terminating pods included, as their node still runs them) shows, and
+// the nodes running it that should not.
 func calculateStatus(ds *skiffappsv1.DaemonSet, spec *corev1.PodSpec, nodes []*skiffcorev1.Node,
 	byNode map[string][]*skiffcorev1.Pod, hash string, now time.Time) appsv1.DaemonSetStatus {
 	status := appsv1.DaemonSetStatus{

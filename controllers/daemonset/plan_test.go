@@ -50,12 +50,15 @@ func TestPlacement(t *testing.T) {
 	yes := map[string]string{"run": "yes"}
 	failed := dpod("failed", "a", 0, "h", false)
 	failed.Status.Phase = corev1.PodFailed
+	succeeded := dpod("succeeded", "a", 0, "h", false)
+	succeeded.Status.Phase = corev1.PodSucceeded
 	tests := []struct {
 		name       string
 		nodes      []*skiffcorev1.Node
 		pods       []*skiffcorev1.Pod
 		wantCreate []string
 		wantRemove []string
+		wantFailed []string
 	}{
 		{name: "eligible nodes without pods get one",
 			nodes: []*skiffcorev1.Node{node("a", yes), node("b", yes), node("c", nil)}, wantCreate: []string{"a", "b"}},
@@ -76,8 +79,21 @@ func TestPlacement(t *testing.T) {
 		{name: "a NoSchedule taint keeps the pod there but creates none",
 			nodes: []*skiffcorev1.Node{node("a", yes, taint("k", corev1.TaintEffectNoSchedule)), node("b", yes, taint("k", corev1.TaintEffectNoSchedule))},
 			pods:  []*skiffcorev1.Pod{dpod("p", "a", 0, "h", true)}},
-		{name: "a failed pod goes; its replacement comes in the next sync",
-			nodes: []*skiffcorev1.Node{node("a", yes)}, pods: []*skiffcorev1.Pod{failed}, wantRemove: []string{"failed"}},
+		{name: "a failed pod is to be killed; its replacement comes in the next sync",
+			nodes: []*skiffcorev1.Node{node("a", yes)}, pods: []*skiffcorev1.Pod{failed}, wantFailed: []string{"failed"}},
+		{name: "a failed pod next to a running one is to be killed, the running one stays",
+			nodes: []*skiffcorev1.Node{node("a", yes)}, pods: []*skiffcorev1.Pod{failed, dpod("p", "a", 1, "h", true)}, wantFailed: []string{"failed"}},
+		{name: "a failed pod on a node that may no longer run the daemon goes at once",
+			nodes: []*skiffcorev1.Node{node("a", nil)}, pods: []*skiffcorev1.Pod{failed}, wantRemove: []string{"failed"}},
+		{name: "a succeeded pod goes without back-off",
+			nodes: []*skiffcorev1.Node{node("a", yes)}, pods: []*skiffcorev1.Pod{succeeded}, wantRemove: []string{"succeeded"}},
+		{name: "a terminating pod holds its node: no replacement until it is gone",
+			nodes: []*skiffcorev1.Node{node("a", yes)}, pods: []*skiffcorev1.Pod{terminating(dpod("t", "a", 0, "h", true))}},
+		{name: "terminating pods are not deleted again, wherever they are",
+			nodes: []*skiffcorev1.Node{node("a", nil)},
+			pods: []*skiffcorev1.Pod{terminating(dpod("t", "a", 0, "h", true)), terminating(dpod("gone", "gone", 0, "h", true)),
+				dpod("p", "a", 1, "h", true)},
+			wantRemove: []string{"p"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,6 +105,9 @@ func TestPlacement(t *testing.T) {
 			}
 			if got := names(p.remove); !slices.Equal(got, tt.wantRemove) {
 				t.Errorf("remove = %v, want %v", got, tt.wantRemove)
+			}
+			if got := names(p.failed); !slices.Equal(got, tt.wantFailed) {
+				t.Errorf("failed = %v, want %v", got, tt.wantFailed)
 			}
 		})
 	}
@@ -105,6 +124,21 @@ func TestCalculateStatus(t *testing.T) {
 	got := calculateStatus(ds, daemonPodSpec(ds), nodes, byNode, "new", t0)
 	want := appsv1.DaemonSetStatus{ObservedGeneration: 4, DesiredNumberScheduled: 3, CurrentNumberScheduled: 2,
 		NumberMisscheduled: 1, NumberReady: 1, NumberAvailable: 1, UpdatedNumberScheduled: 1, NumberUnavailable: 2}
+	if got.String() != want.String() {
+		t.Errorf("status =\n%v\nwant\n%v", got.String(), want.String())
+	}
+
+	// A terminating pod still runs on its node: it counts, as upstream.
+	// So does a bound pod before an older unbound one.
+	unbound := dpod("pc-new", "", 0, "new", true)
+	unbound.Spec.Affinity = withNodeAffinity(nil, "c")
+	byNode, _ = groupByNode([]*skiffcorev1.Pod{
+		dpod("pa", "a", 0, "new", true), terminating(dpod("pb", "b", 0, "old", true)),
+		unbound, dpod("pc-old", "c", 5, "old", false),
+	})
+	got = calculateStatus(ds, daemonPodSpec(ds), nodes, byNode, "new", t0)
+	want = appsv1.DaemonSetStatus{ObservedGeneration: 4, DesiredNumberScheduled: 3, CurrentNumberScheduled: 3,
+		NumberReady: 2, NumberAvailable: 2, UpdatedNumberScheduled: 1, NumberUnavailable: 1}
 	if got.String() != want.String() {
 		t.Errorf("status =\n%v\nwant\n%v", got.String(), want.String())
 	}
@@ -125,6 +159,8 @@ func TestRollingUpdateVictims(t *testing.T) {
 			want: []string{"a"}},
 		{name: "none while a node is without an available daemon",
 			pods: []*skiffcorev1.Pod{dpod("a", "a", 0, "new", false), dpod("b", "b", 0, "old", true), dpod("c", "c", 0, "old", true), dpod("d", "d", 0, "old", true)}},
+		{name: "a node whose pod is still terminating is without an available daemon",
+			pods: []*skiffcorev1.Pod{terminating(dpod("a", "a", 0, "old", true)), dpod("b", "b", 0, "old", true), dpod("c", "c", 0, "old", true), dpod("d", "d", 0, "old", true)}},
 		{name: "old unavailable pods always go",
 			pods: []*skiffcorev1.Pod{dpod("a", "a", 0, "old", false), dpod("b", "b", 0, "old", false), dpod("c", "c", 0, "old", true), dpod("d", "d", 0, "new", true)},
 			want: []string{"a", "b"}},
@@ -227,4 +263,10 @@ func TestMaxSurge(t *testing.T) {
 			t.Errorf("maxSurge(%v of %d) = %d, want %d", tt.surge, tt.desired, got, tt.want)
 		}
 	}
+}
+
+// terminating marks pod as being deleted.
+func terminating(pod *skiffcorev1.Pod) *skiffcorev1.Pod {
+	pod.DeletionTimestamp = &metav1.Time{Time: t0}
+	return pod
 }

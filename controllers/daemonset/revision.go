@@ -10,10 +10,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
@@ -45,45 +47,62 @@ func revisionData(ds *skiffappsv1.DaemonSet) ([]byte, error) {
 	})
 }
 
-// ensureRevision makes sure a ControllerRevision exists for the current
-// template, named <daemonset>-<hash>, and is the newest one the DaemonSet
-// has. It lets a rollback (and `kubectl rollout history`)
-// find earlier templates.
-func (r *Reconciler) ensureRevision(ctx context.Context, ds *skiffappsv1.DaemonSet, hash string) error {
+// sameRevisionData reports whether two revisions' data restore the same
+// template. They are compared as JSON values, not bytes, since the
+// apiserver may re-encode what it stores.
+func sameRevisionData(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return equality.Semantic.DeepEqual(va, vb)
+}
+
+// ensureRevision makes sure a ControllerRevision records the current
+// template and is the newest one the DaemonSet has, and returns its hash,
+// which labels the pods of that template. It lets a rollback (and
+// `kubectl rollout history`) find earlier templates. As upstream, the
+// revision is found by its data, so that a template brought back after a
+// collision keeps its first hash.
+func (r *Reconciler) ensureRevision(ctx context.Context, ds *skiffappsv1.DaemonSet) (string, error) {
+	data, err := revisionData(ds)
+	if err != nil {
+		return "", err
+	}
 	var revs appsv1.ControllerRevisionList
 	if err := r.List(ctx, &revs, client.InNamespace(ds.Namespace), controllerref.ControlledBy(ds.UID)); err != nil {
-		return fmt.Errorf("listing the revisions of %s: %w", ds.Name, err)
+		return "", fmt.Errorf("listing the revisions of %s: %w", ds.Name, err)
 	}
 	var newest int64
 	var current *appsv1.ControllerRevision
 	for i := range revs.Items {
-		if revs.Items[i].Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
-			current = &revs.Items[i]
+		rev := &revs.Items[i]
+		newest = max(newest, rev.Revision)
+		if rev.Labels[appsv1.ControllerRevisionHashLabelKey] != "" && sameRevisionData(rev.Data.Raw, data) &&
+			(current == nil || rev.Revision > current.Revision) {
+			current = rev
 		}
-		newest = max(newest, revs.Items[i].Revision)
 	}
-	switch {
-	case current == nil:
-		return r.createRevision(ctx, ds, hash, newest+1)
-	case current.Revision < newest:
+	if current == nil {
+		hash := templateHash(&ds.Spec.Template, ds.Status.CollisionCount)
+		return hash, r.createRevision(ctx, ds, hash, data, newest+1)
+	}
+	if current.Revision < newest {
 		// A template brought back (a rollback) becomes the newest
 		// revision again, as upstream renumbers it.
 		orig := current.DeepCopy()
 		current.Revision = newest + 1
 		if err := r.Patch(ctx, current, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return fmt.Errorf("renumbering revision %s: %w", current.Name, err)
+			return "", fmt.Errorf("renumbering revision %s: %w", current.Name, err)
 		}
 	}
-	return nil
+	return current.Labels[appsv1.ControllerRevisionHashLabelKey], nil
 }
 
-// createRevision records the DaemonSet's current template as revision
-// number n.
-func (r *Reconciler) createRevision(ctx context.Context, ds *skiffappsv1.DaemonSet, hash string, n int64) error {
-	data, err := revisionData(ds)
-	if err != nil {
-		return err
-	}
+// createRevision records the DaemonSet's current template (data) as
+// revision number n. A revision of that name holding another template is
+// a hash collision: the collision count goes up, which changes the hash.
+func (r *Reconciler) createRevision(ctx context.Context, ds *skiffappsv1.DaemonSet, hash string, data []byte, n int64) error {
 	ref, err := controllerref.NewControllerRef(ds, r.Scheme())
 	if err != nil {
 		return err
@@ -103,10 +122,44 @@ func (r *Reconciler) createRevision(ctx context.Context, ds *skiffappsv1.DaemonS
 		Data:     runtime.RawExtension{Raw: data},
 		Revision: n,
 	}
-	if err := r.Create(ctx, rev); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating revision %s: %w", rev.Name, err)
+	err = r.Create(ctx, rev)
+	if !apierrors.IsAlreadyExists(err) {
+		if err != nil {
+			return fmt.Errorf("creating revision %s: %w", rev.Name, err)
+		}
+		return nil
 	}
-	return nil
+	// The cache may not show our own revision yet: read it from the
+	// apiserver before calling it a collision.
+	var existing appsv1.ControllerRevision
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(rev), &existing); err != nil {
+		return fmt.Errorf("reading revision %s: %w", rev.Name, err)
+	}
+	if sameRevisionData(existing.Data.Raw, data) {
+		return nil
+	}
+	return r.bumpCollisionCount(ctx, ds, rev.Name)
+}
+
+// bumpCollisionCount raises status.collisionCount, as upstream, after the
+// revision name of the template was found taken by another template. The
+// count is read again first: if another sync already raised it, the hash
+// was stale and raising it again is not needed. Either way it returns an
+// error, so that the sync is retried with the new hash.
+func (r *Reconciler) bumpCollisionCount(ctx context.Context, ds *skiffappsv1.DaemonSet, name string) error {
+	var cur skiffappsv1.DaemonSet
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ds), &cur); err != nil {
+		return fmt.Errorf("reading %s/%s to raise its collision count: %w", ds.Namespace, ds.Name, err)
+	}
+	if !equality.Semantic.DeepEqual(cur.Status.CollisionCount, ds.Status.CollisionCount) {
+		return fmt.Errorf("the collision count of %s/%s changed while revision %s was created; retrying", ds.Namespace, ds.Name, name)
+	}
+	count := ptr.Deref(cur.Status.CollisionCount, 0) + 1
+	cur.Status.CollisionCount = &count
+	if err := r.Status().Update(ctx, &cur); err != nil {
+		return fmt.Errorf("raising the collision count of %s/%s: %w", ds.Namespace, ds.Name, err)
+	}
+	return fmt.Errorf("revision %s already exists with another template: status.collisionCount raised to %d; retrying with a new hash", name, count)
 }
 
 // defaultRevisionHistoryLimit is apps/v1's default revisionHistoryLimit.

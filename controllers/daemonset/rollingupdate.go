@@ -116,9 +116,10 @@ func (u updateContext) withoutSurge() []*skiffcorev1.Pod {
 			continue
 		}
 		desired++
-		pods := u.byNode[node.Name]
+		pods := notTerminating(u.byNode[node.Name])
 		if len(pods) != 1 {
-			// None yet, or duplicates being cleaned: placement's job.
+			// None yet (or only one being deleted), or duplicates being
+			// cleaned: placement's job.
 			unavailable++
 			continue
 		}
@@ -158,7 +159,7 @@ func (u updateContext) surge() (createOn []string, victims []*skiffcorev1.Pod) {
 			continue
 		}
 		desired++
-		oldPod, newPod := oldestOldAndNew(u.byNode[node.Name], u.hash)
+		oldPod, newPod := oldestOldAndNew(notTerminating(u.byNode[node.Name]), u.hash)
 		switch {
 		case oldPod == nil:
 		case newPod == nil && !u.available(oldPod):

@@ -16,6 +16,13 @@ import (
 // rule from the generated CRD, the text the apiserver actually runs.
 func scheduleRegexp(t *testing.T) *regexp.Regexp {
 	t.Helper()
+	return ruleRegexp(t, "self.schedule.matches('")
+}
+
+// ruleRegexp extracts the regular expression of the CronJob spec rule that
+// starts with prefix and ends with the closing of matches('...').
+func ruleRegexp(t *testing.T, prefix string) *regexp.Regexp {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "crd", "bases", "batch.skiff.dev_cronjobs.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -25,11 +32,11 @@ func scheduleRegexp(t *testing.T) *regexp.Regexp {
 		t.Fatal(err)
 	}
 	for _, r := range crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].XValidations {
-		if rest, ok := strings.CutPrefix(r.Rule, "self.schedule.matches('"); ok {
+		if rest, ok := strings.CutPrefix(r.Rule, prefix); ok {
 			return regexp.MustCompile(strings.TrimSuffix(rest, "')"))
 		}
 	}
-	t.Fatal("no schedule rule in the CronJob CRD")
+	t.Fatalf("no rule %s...') in the CronJob CRD", prefix)
 	return nil
 }
 
