@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"skiff.dev/skiff/internal/hosttest"
+	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
 	"skiff.dev/skiff/nodeagent/images"
 )
 
@@ -300,5 +303,42 @@ func decode(t *testing.T, data []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("decoding %T: %v", v, err)
+	}
+}
+
+// -load puts every built image into the containerd namespace it names, as
+// `make up` needs for the node's containerd.
+func TestLoadImportsIntoNamespace(t *testing.T) {
+	hosttest.RequireRoot(t)
+	hosttest.RequireCommand(t, "containerd")
+	dir, _ := buildForTest(t)
+	ctx := context.Background()
+	d, err := skiffcontainerd.StartDaemon(ctx, "", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop() })
+	if err := loadAll(ctx, d.Address, "load-test", dir); err != nil {
+		t.Fatal(err)
+	}
+	client, err := containerd.New(d.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	imgs, err := client.ListImages(namespaces.WithNamespace(ctx, "load-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, i := range imgs {
+		names = append(names, i.Name())
+	}
+	slices.Sort(names)
+	if want := []string{images.Busybox, images.Echo, images.Memhog}; !slices.Equal(names, want) {
+		t.Errorf("namespace load-test holds %v, want %v", names, want)
+	}
+	if err := loadAll(ctx, filepath.Join(t.TempDir(), "none.sock"), "x", dir); err == nil || !strings.Contains(err.Error(), "no containerd socket") {
+		t.Errorf("loading into a containerd that is not there: err = %v, want one that says so", err)
 	}
 }

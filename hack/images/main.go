@@ -124,6 +124,9 @@ func writeIfChanged(p string, data []byte) (bool, error) {
 
 // loadAll imports the tarballs in dir into the containerd at address.
 func loadAll(ctx context.Context, address, namespace, dir string) error {
+	if _, err := os.Stat(address); err != nil {
+		return fmt.Errorf("no containerd socket at %s: start the node's containerd (make up does) or pass its -address: %w", address, err)
+	}
 	client, err := containerd.New(address)
 	if err != nil {
 		return fmt.Errorf("connecting to containerd at %s: %w", address, err)
