@@ -10,20 +10,18 @@ package deployment
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"maps"
-	"sort"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
@@ -35,18 +33,26 @@ import (
 // per pass.
 type Reconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// APIReader reads without the cache, for the recheck before adoption.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 }
 
 // Setup registers the Deployment controller with the manager.
 func Setup(mgr ctrl.Manager) error {
-	r := &Reconciler{Client: mgr.GetClient(), Recorder: recorder.New(mgr, "deployment-controller"), Clock: clock.RealClock{}}
+	r := &Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  recorder.New(mgr, "deployment-controller"),
+		Clock:     clock.RealClock{},
+	}
 	return r.SetupWithManager(mgr)
 }
 
 // SetupWithManager indexes ReplicaSets by controller and watches
-// Deployments and the ReplicaSets they own.
+// Deployments, the ReplicaSets they own, and orphan ReplicaSets they may
+// adopt.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := controllerref.IndexByControllerUID(context.Background(), mgr.GetFieldIndexer(), &skiffappsv1.ReplicaSet{}); err != nil {
 		return err
@@ -55,6 +61,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("deployment").
 		For(&skiffappsv1.Deployment{}).
 		Owns(&skiffappsv1.ReplicaSet{}).
+		Watches(&skiffappsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.adopters)).
 		Complete(r)
 }
 
@@ -83,34 +90,49 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 
-	// 2. List its ReplicaSets and split them into the new one (the current
-	// template's) and the old ones, oldest first.
-	var list skiffappsv1.ReplicaSetList
-	if err := r.List(ctx, &list, client.InNamespace(d.Namespace), controllerref.ControlledBy(d.UID)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing the ReplicaSets of %s: %w", d.Name, err)
+	// 2. Claim its ReplicaSets (adopt matching orphans, release ours that no
+	// longer match) and split them into the new one (the current template's)
+	// and the old ones, oldest first.
+	owned, err := r.claimReplicaSets(ctx, &d)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	hash := templateHash(&d.Spec.Template, d.Status.CollisionCount)
-	newRS, old := splitReplicaSets(list.Items, hash)
+	newRS, old := splitReplicaSets(owned, &d.Spec.Template)
 
 	// 3. A rollback request rewrites spec.template; the update brings us
 	// back for an ordinary rollout.
 	if want, ok := d.Annotations[RollbackToAnnotation]; ok {
-		return ctrl.Result{}, r.rollback(ctx, &d, want, list.Items)
+		return ctrl.Result{}, r.rollback(ctx, &d, want, owned)
 	}
 
 	// 4. Create the new ReplicaSet, empty: the planner grows it. A paused
-	// Deployment starts no new template. A ReplicaSet reused for the current
-	// template (after a rollback) takes the next revision number.
+	// Deployment starts no new template. A name taken by another template
+	// raises collisionCount, and the status update brings us back to try
+	// the next name; a refused creation is reported and retried. An
+	// existing new ReplicaSet follows the Deployment's annotations,
+	// minReadySeconds and revision, and the Deployment its revision.
 	created := false
 	switch {
 	case newRS == nil && d.Spec.Paused:
 	case newRS == nil:
-		if newRS, err = r.createNewReplicaSet(ctx, &d, hash, old, strategy); err != nil {
+		newRS, err = r.createNewReplicaSet(ctx, &d, old, strategy)
+		var refused *createError
+		switch {
+		case errors.Is(err, errHashCollision):
+			return ctrl.Result{}, r.bumpCollisionCount(ctx, &d, err)
+		case errors.As(err, &refused):
+			return ctrl.Result{}, r.reportCreateError(ctx, &d, refused)
+		case err != nil:
 			return ctrl.Result{}, err
 		}
 		created = true
-	case revision(newRS) <= maxRevision(old):
-		if err := r.bumpRevision(ctx, newRS, maxRevision(old)+1); err != nil {
+	default:
+		if err := r.syncNewReplicaSet(ctx, &d, newRS, old); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if newRS != nil {
+		if err := r.syncRevision(ctx, &d, newRS); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -121,7 +143,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		state := rolloutState(&d, newRS, old, strategy)
 		if !d.Spec.Paused || isScalingEvent(state) {
 			plan := PlanRollout(state)
-			if err := r.apply(ctx, &d, plan, append([]*skiffappsv1.ReplicaSet{newRS}, old...)); err != nil {
+			if err := r.apply(ctx, &d, plan, append([]*skiffappsv1.ReplicaSet{newRS}, old...), created); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -174,31 +196,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, nil
 }
 
-// splitReplicaSets returns the ReplicaSet for the template hash and the
-// others, oldest first. Ones being deleted are left out.
-func splitReplicaSets(items []skiffappsv1.ReplicaSet, hash string) (*skiffappsv1.ReplicaSet, []*skiffappsv1.ReplicaSet) {
-	var newRS *skiffappsv1.ReplicaSet
-	var old []*skiffappsv1.ReplicaSet
-	for i := range items {
-		rs := &items[i]
-		switch {
-		case rs.DeletionTimestamp != nil:
-		case rs.Labels[PodTemplateHashLabel] == hash && newRS == nil:
-			newRS = rs
-		default:
-			old = append(old, rs)
-		}
-	}
-	sort.SliceStable(old, func(i, j int) bool {
-		a, b := old[i].CreationTimestamp, old[j].CreationTimestamp
-		if !a.Equal(&b) {
-			return a.Before(&b)
-		}
-		return old[i].Name < old[j].Name
-	})
-	return newRS, old
-}
-
 // rolloutState is the planner's view of the ReplicaSets.
 func rolloutState(d *skiffappsv1.Deployment, newRS *skiffappsv1.ReplicaSet, old []*skiffappsv1.ReplicaSet, strategy Strategy) RolloutState {
 	s := RolloutState{
@@ -236,78 +233,10 @@ func int32Annotation(rs *skiffappsv1.ReplicaSet, key string) *int32 {
 	return ptr.To(int32(n))
 }
 
-// createNewReplicaSet creates the ReplicaSet for the current template with
-// zero replicas, named <deployment>-<hash> so that a repeated pass cannot
-// create a second one, and with the next revision number.
-func (r *Reconciler) createNewReplicaSet(ctx context.Context, d *skiffappsv1.Deployment, hash string, old []*skiffappsv1.ReplicaSet, strategy Strategy) (*skiffappsv1.ReplicaSet, error) {
-	ref, err := controllerref.NewControllerRef(d, r.Scheme())
-	if err != nil {
-		return nil, err
-	}
-	template := *d.Spec.Template.DeepCopy()
-	template.Labels = withLabel(template.Labels, PodTemplateHashLabel, hash)
-	selector := d.Spec.Selector.DeepCopy()
-	selector.MatchLabels = withLabel(selector.MatchLabels, PodTemplateHashLabel, hash)
-	replicas := ptr.Deref(d.Spec.Replicas, 1)
-	annotations := maps.Clone(d.Annotations)
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	// kubectl's record of the Deployment's own spec means nothing on a
-	// ReplicaSet, as upstream.
-	delete(annotations, "kubectl.kubernetes.io/last-applied-configuration")
-	annotations[RevisionAnnotation] = strconv.FormatInt(maxRevision(old)+1, 10)
-	annotations[DesiredReplicasAnnotation] = strconv.Itoa(int(replicas))
-	annotations[MaxReplicasAnnotation] = strconv.Itoa(int(replicas + strategy.MaxSurge))
-	rs := &skiffappsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            d.Name + "-" + hash,
-			Namespace:       d.Namespace,
-			Labels:          template.Labels,
-			Annotations:     annotations,
-			OwnerReferences: []metav1.OwnerReference{*ref},
-		},
-	}
-	rs.Spec.Replicas = ptr.To[int32](0)
-	rs.Spec.MinReadySeconds = d.Spec.MinReadySeconds
-	rs.Spec.Selector = selector
-	rs.Spec.Template = template
-	if err := r.Create(ctx, rs); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			// Ours, not yet in the cache: the next pass finds it. Someone
-			// else's is a hash collision, which collisionCount escapes (not
-			// handled yet).
-			return nil, fmt.Errorf("ReplicaSet %s already exists; retrying once the cache has it: %w", rs.Name, err)
-		}
-		return nil, fmt.Errorf("creating ReplicaSet %s: %w", rs.Name, err)
-	}
-	r.Recorder.Eventf(d, rs, corev1.EventTypeNormal, "ScalingReplicaSet", "Create", "Created new replica set %q", rs.Name)
-	return rs, nil
-}
-
-func withLabel(m map[string]string, k, v string) map[string]string {
-	out := maps.Clone(m)
-	if out == nil {
-		out = map[string]string{}
-	}
-	out[k] = v
-	return out
-}
-
-// maxRevision is the highest revision among the ReplicaSets.
-func maxRevision(rss []*skiffappsv1.ReplicaSet) int64 {
-	var top int64
-	for _, rs := range rss {
-		if v, err := strconv.ParseInt(rs.Annotations[RevisionAnnotation], 10, 64); err == nil && v > top {
-			top = v
-		}
-	}
-	return top
-}
-
 // apply writes the plan's scale actions, one merge patch per ReplicaSet
-// (spec.replicas and the desired/max annotations).
-func (r *Reconciler) apply(ctx context.Context, d *skiffappsv1.Deployment, plan Plan, all []*skiffappsv1.ReplicaSet) error {
+// (spec.replicas and the desired/max annotations). all starts with the new
+// ReplicaSet; created says this pass created it.
+func (r *Reconciler) apply(ctx context.Context, d *skiffappsv1.Deployment, plan Plan, all []*skiffappsv1.ReplicaSet, created bool) error {
 	byName := map[string]*skiffappsv1.ReplicaSet{}
 	for _, rs := range all {
 		byName[rs.Name] = rs
@@ -329,57 +258,59 @@ func (r *Reconciler) apply(ctx context.Context, d *skiffappsv1.Deployment, plan 
 		}
 		if from := ptr.Deref(rs.Spec.Replicas, 1); from != a.Replicas {
 			logf.FromContext(ctx).V(1).Info("scaled", "replicaSet", rs.Name, "from", from, "to", a.Replicas, "reason", plan.Reason)
-			r.Recorder.Eventf(d, rs, corev1.EventTypeNormal, "ScalingReplicaSet", "Scale", "Scaled %s replica set %s from %d to %d", direction(from, a.Replicas), rs.Name, from, a.Replicas)
+			r.Recorder.Eventf(d, rs, corev1.EventTypeNormal, "ScalingReplicaSet", "Scale", "%s", scalingMessage(rs.Name, from, a.Replicas, created && rs == all[0]))
 		}
 		*rs = *patched
 	}
 	return nil
 }
 
-func direction(from, to int32) string {
-	if to > from {
-		return "up"
+// scalingMessage is the ScalingReplicaSet Event's message in upstream's
+// words: a ReplicaSet created in this pass gets its first size, as upstream
+// creates it with that size; any other is scaled from one size to another.
+func scalingMessage(name string, from, to int32, created bool) string {
+	if created {
+		return fmt.Sprintf("Scaled up replica set %s to %d", name, to)
 	}
-	return "down"
+	direction := "down"
+	if to > from {
+		direction = "up"
+	}
+	return fmt.Sprintf("Scaled %s replica set %s to %d from %d", direction, name, to, from)
 }
 
+// Rollback Event reasons, as upstream's.
+const (
+	ReasonRollbackDone              = "DeploymentRollback"
+	ReasonRollbackRevisionNotFound  = "DeploymentRollbackRevisionNotFound"
+	ReasonRollbackTemplateUnchanged = "DeploymentRollbackTemplateUnchanged"
+	ReasonRollbackInvalid           = "DeploymentRollbackInvalid"
+)
+
 // rollback copies the template of the requested revision into spec.template
-// and removes the request, recording the outcome in an Event. A request
-// that cannot be honoured is dropped too: retrying would not help.
-func (r *Reconciler) rollback(ctx context.Context, d *skiffappsv1.Deployment, want string, items []skiffappsv1.ReplicaSet) error {
+// and removes the request, recording the outcome in an Event once written.
+// A request that cannot be honoured is dropped too: retrying would not
+// help.
+func (r *Reconciler) rollback(ctx context.Context, d *skiffappsv1.Deployment, want string, rss []*skiffappsv1.ReplicaSet) error {
 	patched := d.DeepCopy()
 	delete(patched.Annotations, RollbackToAnnotation)
-	rss := make([]*skiffappsv1.ReplicaSet, 0, len(items))
-	for i := range items {
-		rss = append(rss, &items[i])
-	}
-	wantRev, err := strconv.ParseInt(want, 10, 64)
-	if err != nil || wantRev < 0 {
-		r.Recorder.Eventf(d, nil, corev1.EventTypeWarning, "RollbackInvalid", "Rollback",
-			"%s=%q: want a revision number, or 0 for the previous one", RollbackToAnnotation, want)
-	} else if template, rev, err := rollbackTemplate(rss, maxRevision(rss), wantRev); err != nil {
-		r.Recorder.Eventf(d, nil, corev1.EventTypeWarning, "RollbackRevisionNotFound", "Rollback", "Unable to find revision to roll back to: %v", err)
-	} else {
-		patched.Spec.Template = *template
-		r.Recorder.Eventf(d, nil, corev1.EventTypeNormal, "DeploymentRollback", "Rollback", "Rolled back deployment %q to revision %d", d.Name, rev)
+	eventType, reason, msg := corev1.EventTypeWarning, ReasonRollbackInvalid,
+		fmt.Sprintf("%s=%q: want a revision number, or 0 for the previous one", RollbackToAnnotation, want)
+	if wantRev, err := strconv.ParseInt(want, 10, 64); err == nil && wantRev >= 0 {
+		template, rev, err := rollbackTemplate(rss, maxRevision(rss), wantRev)
+		switch {
+		case err != nil:
+			reason, msg = ReasonRollbackRevisionNotFound, fmt.Sprintf("Unable to find revision to roll back to: %v", err)
+		case equalIgnoreHash(template, &d.Spec.Template):
+			reason, msg = ReasonRollbackTemplateUnchanged, fmt.Sprintf("The rollback revision contains the same template as current deployment %q", d.Name)
+		default:
+			patched.Spec.Template = *template
+			eventType, reason, msg = corev1.EventTypeNormal, ReasonRollbackDone, fmt.Sprintf("Rolled back deployment %q to revision %d", d.Name, rev)
+		}
 	}
 	if err := r.Patch(ctx, patched, client.MergeFrom(d)); err != nil {
 		return fmt.Errorf("rolling back %s: %w", d.Name, err)
 	}
-	return nil
-}
-
-// bumpRevision gives a reused ReplicaSet the next revision number, so that
-// the revision order stays the order in which templates were rolled out.
-func (r *Reconciler) bumpRevision(ctx context.Context, rs *skiffappsv1.ReplicaSet, rev int64) error {
-	patched := rs.DeepCopy()
-	if patched.Annotations == nil {
-		patched.Annotations = map[string]string{}
-	}
-	patched.Annotations[RevisionAnnotation] = strconv.FormatInt(rev, 10)
-	if err := r.Patch(ctx, patched, client.MergeFrom(rs)); err != nil {
-		return fmt.Errorf("setting revision %d on ReplicaSet %s: %w", rev, rs.Name, err)
-	}
-	*rs = *patched
+	r.Recorder.Eventf(d, nil, eventType, reason, "Rollback", "%s", msg)
 	return nil
 }

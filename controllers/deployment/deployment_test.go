@@ -93,14 +93,7 @@ func TestRollingUpdate(t *testing.T) {
 
 	// Revision 1: one ReplicaSet named after the template hash, all
 	// available, and the upstream conditions.
-	testenv.Eventually(t, 60*time.Second, func() error {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
-			return err
-		}
-		rss, err := replicaSetsOf(ctx, d)
-		if err != nil {
-			return err
-		}
+	waitForRollout(t, d, "revision 1 complete, named by its hash", func(rss map[string]skiffappsv1.ReplicaSet) error {
 		rs, ok := rss["1"]
 		if !ok || len(rss) != 1 {
 			return fmt.Errorf("want one ReplicaSet at revision 1, got %d", len(rss))
@@ -119,26 +112,18 @@ func TestRollingUpdate(t *testing.T) {
 		if got := conditionOf(d, appsv1.DeploymentAvailable); got != "True/"+ReasonMinimumReplicasAvailable {
 			return fmt.Errorf("Available %s", got)
 		}
+		if got := d.Annotations[RevisionAnnotation]; got != "1" {
+			return fmt.Errorf("Deployment at revision %q, want 1", got)
+		}
 		return nil
 	})
 
 	// Revision 2: a new image rolls over, never with fewer than 3
 	// available pods (maxUnavailable 0).
-	patched := d.DeepCopy()
-	patched.Spec.Template.Spec.Containers[0].Image = "nginx:2"
-	if err := env.Client.Patch(ctx, patched, client.MergeFrom(d)); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 90*time.Second, func() error {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
-			return err
-		}
+	patchDeployment(t, d, func(d *skiffappsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "nginx:2" })
+	waitForRollout(t, d, "revision 2 replaces revision 1", func(rss map[string]skiffappsv1.ReplicaSet) error {
 		if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas < 3 {
 			t.Errorf("only %d pods available during the rollout, want at least 3", d.Status.AvailableReplicas)
-		}
-		rss, err := replicaSetsOf(ctx, d)
-		if err != nil {
-			return err
 		}
 		newRS, oldRS := rss["2"], rss["1"]
 		if newRS.Name == "" || newRS.Spec.Template.Spec.Containers[0].Image != "nginx:2" {
@@ -154,34 +139,22 @@ func TestRollingUpdate(t *testing.T) {
 		if got := conditionOf(d, appsv1.DeploymentProgressing); got != "True/"+ReasonNewReplicaSetAvailable {
 			return fmt.Errorf("Progressing %s", got)
 		}
+		if got := d.Annotations[RevisionAnnotation]; got != "2" {
+			return fmt.Errorf("Deployment at revision %q, want 2", got)
+		}
 		return nil
 	})
-	rss, err := replicaSetsOf(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := rss["1"].Name
+	first := mustReplicaSets(t, d)["1"].Name
 
 	// Rollback, as `kubectl rollout undo`: the template of revision 1 comes
 	// back, its ReplicaSet is reused and becomes revision 3.
-	patched = d.DeepCopy()
-	patched.Annotations = map[string]string{RollbackToAnnotation: "0"}
-	if err := env.Client.Patch(ctx, patched, client.MergeFrom(d)); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 90*time.Second, func() error {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
-			return err
-		}
+	patchDeployment(t, d, func(d *skiffappsv1.Deployment) { d.Annotations = map[string]string{RollbackToAnnotation: "0"} })
+	waitForRollout(t, d, "revision 1 back as revision 3", func(rss map[string]skiffappsv1.ReplicaSet) error {
 		if _, ok := d.Annotations[RollbackToAnnotation]; ok {
 			return fmt.Errorf("rollback request still there")
 		}
 		if img := d.Spec.Template.Spec.Containers[0].Image; img != "nginx:1" {
 			return fmt.Errorf("template image %s, want nginx:1", img)
-		}
-		rss, err := replicaSetsOf(ctx, d)
-		if err != nil {
-			return err
 		}
 		if len(rss) != 2 || rss["3"].Name != first {
 			return fmt.Errorf("want %s reused as revision 3 next to revision 2, got %d ReplicaSets (revision 3: %q)", first, len(rss), rss["3"].Name)
@@ -189,20 +162,35 @@ func TestRollingUpdate(t *testing.T) {
 		if d.Status.UpdatedReplicas != 3 || d.Status.AvailableReplicas != 3 || d.Status.Replicas != 3 {
 			return fmt.Errorf("status %+v", d.Status)
 		}
+		if got := d.Annotations[RevisionAnnotation]; got != "3" {
+			return fmt.Errorf("Deployment at revision %q, want 3", got)
+		}
+		if got := rss["3"].Annotations[RevisionHistoryAnnotation]; got != "1" {
+			return fmt.Errorf("revision 3 has revision history %q, want 1", got)
+		}
 		return nil
 	})
 
-	// revisionHistoryLimit 0: the empty revision 2 goes.
-	patched = d.DeepCopy()
-	patched.Spec.RevisionHistoryLimit = ptr.To[int32](0)
-	if err := env.Client.Patch(ctx, patched, client.MergeFrom(d)); err != nil {
-		t.Fatal(err)
+	waitForEvents(t, d, ReasonRollbackDone, []string{`Rolled back deployment "web" to revision 1`})
+
+	// Requests that cannot be honoured are dropped with upstream's reasons.
+	for want, event := range map[string][2]string{
+		"3":  {ReasonRollbackTemplateUnchanged, `The rollback revision contains the same template as current deployment "web"`},
+		"99": {ReasonRollbackRevisionNotFound, "Unable to find revision to roll back to: revision 99 not found: it may have been cleaned up (see spec.revisionHistoryLimit)"},
+	} {
+		patchDeployment(t, d, func(d *skiffappsv1.Deployment) { d.Annotations = map[string]string{RollbackToAnnotation: want} })
+		waitForEvents(t, d, event[0], []string{event[1]})
+		waitForRollout(t, d, "request dropped, template kept", func(map[string]skiffappsv1.ReplicaSet) error {
+			if _, ok := d.Annotations[RollbackToAnnotation]; ok || d.Spec.Template.Spec.Containers[0].Image != "nginx:1" {
+				return fmt.Errorf("annotations %v, image %s", d.Annotations, d.Spec.Template.Spec.Containers[0].Image)
+			}
+			return nil
+		})
 	}
-	testenv.Eventually(t, 60*time.Second, func() error {
-		rss, err := replicaSetsOf(ctx, d)
-		if err != nil {
-			return err
-		}
+
+	// revisionHistoryLimit 0: the empty revision 2 goes.
+	patchDeployment(t, d, func(d *skiffappsv1.Deployment) { d.Spec.RevisionHistoryLimit = ptr.To[int32](0) })
+	waitForRollout(t, d, "revision 2 deleted", func(rss map[string]skiffappsv1.ReplicaSet) error {
 		if _, ok := rss["2"]; ok || len(rss) != 1 {
 			return fmt.Errorf("want only revision 3 left, got %d ReplicaSets", len(rss))
 		}
@@ -243,62 +231,27 @@ func TestProgressDeadline(t *testing.T) {
 // (nothing rolls, Progressing says DeploymentPaused), then resumes it: the
 // old ReplicaSet goes to zero and the new one takes every replica.
 func TestPauseAndRecreate(t *testing.T) {
-	ctx := t.Context()
 	startCluster(t, "recreate")
 	d := newDeployment("recreate", 2, "nginx:1")
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
-	if err := env.Client.Create(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	waitFor := func(what string, check func(rss map[string]skiffappsv1.ReplicaSet) error) {
-		t.Helper()
-		testenv.Eventually(t, 60*time.Second, func() error {
-			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
-				return err
-			}
-			rss, err := replicaSetsOf(ctx, d)
-			if err != nil {
-				return err
-			}
-			if err := check(rss); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
-			return nil
-		})
-	}
-	waitFor("revision 1 complete", func(map[string]skiffappsv1.ReplicaSet) error {
-		if got := conditionOf(d, appsv1.DeploymentProgressing); got != "True/"+ReasonNewReplicaSetAvailable {
-			return fmt.Errorf("Progressing %s", got)
-		}
-		return nil
-	})
+	createComplete(t, d)
 
-	patched := d.DeepCopy()
-	patched.Spec.Paused = true
-	patched.Spec.Template.Spec.Containers[0].Image = "nginx:2"
-	if err := env.Client.Patch(ctx, patched, client.MergeFrom(d)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("paused", func(map[string]skiffappsv1.ReplicaSet) error {
+	patchDeployment(t, d, func(d *skiffappsv1.Deployment) {
+		d.Spec.Paused = true
+		d.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+	})
+	waitForRollout(t, d, "paused", func(map[string]skiffappsv1.ReplicaSet) error {
 		if got := conditionOf(d, appsv1.DeploymentProgressing); got != "Unknown/"+ReasonDeploymentPaused {
 			return fmt.Errorf("Progressing %s", got)
 		}
 		return nil
 	})
-	rss, err := replicaSetsOf(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rss) != 1 || d.Status.AvailableReplicas != 2 {
+	if rss := mustReplicaSets(t, d); len(rss) != 1 || d.Status.AvailableReplicas != 2 {
 		t.Fatalf("a paused Deployment rolled: %d ReplicaSets, %d available", len(rss), d.Status.AvailableReplicas)
 	}
 
-	patched = d.DeepCopy()
-	patched.Spec.Paused = false
-	if err := env.Client.Patch(ctx, patched, client.MergeFrom(d)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("revision 2 complete", func(rss map[string]skiffappsv1.ReplicaSet) error {
+	patchDeployment(t, d, func(d *skiffappsv1.Deployment) { d.Spec.Paused = false })
+	waitForRollout(t, d, "revision 2 complete", func(rss map[string]skiffappsv1.ReplicaSet) error {
 		if ptr.Deref(rss["1"].Spec.Replicas, 1) != 0 || ptr.Deref(rss["2"].Spec.Replicas, 0) != 2 {
 			return fmt.Errorf("old %d, new %d replicas", ptr.Deref(rss["1"].Spec.Replicas, 1), ptr.Deref(rss["2"].Spec.Replicas, 0))
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -21,6 +22,26 @@ const RollbackToAnnotation = "deploy.skiff.dev/rollback-to"
 // defaultRevisionHistoryLimit is upstream's default for
 // spec.revisionHistoryLimit.
 const defaultRevisionHistoryLimit = 10
+
+// RevisionHistoryAnnotation lists, comma-separated and oldest first, the
+// revisions a ReplicaSet had before a rollback reused it, as upstream.
+const RevisionHistoryAnnotation = "deployment.kubernetes.io/revision-history"
+
+// maxRevisionHistoryChars bounds RevisionHistoryAnnotation, as upstream's
+// limit: the oldest revisions go first.
+const maxRevisionHistoryChars = 2000
+
+// appendRevisionHistory adds rev to a revision-history annotation value.
+func appendRevisionHistory(history, rev string) string {
+	revs := []string{rev}
+	if history != "" {
+		revs = append(strings.Split(history, ","), rev)
+	}
+	for len(revs) > 1 && len(strings.Join(revs, ",")) > maxRevisionHistoryChars {
+		revs = revs[1:]
+	}
+	return strings.Join(revs, ",")
+}
 
 func revision(rs *skiffappsv1.ReplicaSet) int64 {
 	v, err := strconv.ParseInt(rs.Annotations[RevisionAnnotation], 10, 64)

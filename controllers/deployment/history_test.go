@@ -3,6 +3,7 @@ package deployment
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,5 +84,24 @@ func TestRollbackTemplate(t *testing.T) {
 	}
 	if _, _, err := rollbackTemplate(rss[:1], 1, 0); err == nil {
 		t.Error("rolling back from the first revision gave no error")
+	}
+}
+
+func TestAppendRevisionHistory(t *testing.T) {
+	long := strings.Repeat("1234,", 399) + "1234" // 1,999 characters
+	cases := []struct {
+		name, history, rev, want string
+	}{
+		{"first reuse", "", "1", "1"},
+		{"later reuses append", "1,3", "5", "1,3,5"},
+		{"over the limit, the oldest go", long, "99", strings.Repeat("1234,", 399) + "99"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := appendRevisionHistory(c.history, c.rev)
+			if got != c.want || len(got) > maxRevisionHistoryChars {
+				t.Errorf("got %d characters ending %q, want %d ending %q", len(got), got[max(len(got)-12, 0):], len(c.want), c.want[max(len(c.want)-12, 0):])
+			}
+		})
 	}
 }

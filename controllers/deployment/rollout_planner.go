@@ -193,7 +193,7 @@ func isScalingEvent(s RolloutState) bool {
 // planProportionalScale spreads a change of spec.replicas over the active
 // ReplicaSets in proportion to their size, so that a rollout in progress
 // keeps its shape. The largest ReplicaSet takes the rounding leftovers (the
-// newest on a tie when growing, the oldest when shrinking). Unlike upstream,
+// newest on a tie when growing, the oldest when shrinking). As upstream,
 // every active ReplicaSet gets its annotations refreshed even when its size
 // does not change, so the scaling event is over after one pass.
 func planProportionalScale(s RolloutState) Plan {
@@ -282,8 +282,10 @@ func fraction(s RolloutState, rs ReplicaSetState) int32 {
 		return -rs.Replicas
 	}
 	target := s.Replicas + s.Strategy.MaxSurge
+	// Without the annotation (or with 0, after a scale to zero), the
+	// Deployment's current size stands in, as upstream.
 	was := s.StatusReplicas
-	if rs.MaxReplicas != nil {
+	if rs.MaxReplicas != nil && *rs.MaxReplicas != 0 {
 		was = *rs.MaxReplicas
 	}
 	if was == 0 {

@@ -375,3 +375,27 @@ func describe(s Strategy) string {
 	}
 	return fmt.Sprintf("RollingUpdate: maxSurge %d, maxUnavailable %d", s.MaxSurge, s.MaxUnavailable)
 }
+
+// TestFractionWithoutMaxReplicas: a ReplicaSet without a max-replicas
+// annotation, or with 0 (left by a scale to zero), is scaled against the
+// Deployment's current size (status.replicas), as upstream.
+func TestFractionWithoutMaxReplicas(t *testing.T) {
+	s := RolloutState{Replicas: 16, StatusReplicas: 8}
+	cases := []struct {
+		name        string
+		maxReplicas *int32
+		want        int32
+	}{
+		{"annotated: scaled against max-replicas", ptr.To[int32](4), 12},
+		{"no annotation: against status.replicas", nil, 4},
+		{"annotation 0: against status.replicas", ptr.To[int32](0), 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rs := ReplicaSetState{Name: "rs", Replicas: 4, MaxReplicas: c.maxReplicas}
+			if got := fraction(s, rs); got != c.want {
+				t.Errorf("fraction = %d, want %d (4 replicas grown to 16 out of %v)", got, c.want, c.maxReplicas)
+			}
+		})
+	}
+}

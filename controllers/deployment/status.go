@@ -35,8 +35,10 @@ const defaultProgressDeadlineSeconds = 600
 func calculateStatus(d *skiffappsv1.Deployment, newRS *skiffappsv1.ReplicaSet, old []*skiffappsv1.ReplicaSet, strategy Strategy, created bool, now time.Time) appsv1.DeploymentStatus {
 	status := *d.Status.DeepCopy()
 	all := append([]*skiffappsv1.ReplicaSet{newRS}, old...)
-	var replicas, ready, available int32
+	var wanted, replicas, ready, available int32
 	for _, rs := range all {
+		// The placeholder for a new ReplicaSet not created yet wants none.
+		wanted += ptr.Deref(rs.Spec.Replicas, 0)
 		replicas += rs.Status.Replicas
 		ready += rs.Status.ReadyReplicas
 		available += rs.Status.AvailableReplicas
@@ -47,7 +49,10 @@ func calculateStatus(d *skiffappsv1.Deployment, newRS *skiffappsv1.ReplicaSet, o
 	status.UpdatedReplicas = newRS.Status.Replicas
 	status.ReadyReplicas = ready
 	status.AvailableReplicas = available
-	status.UnavailableReplicas = max(desired-available, 0)
+	// As upstream: the pods the ReplicaSets want that are not available,
+	// so that surge pods still starting count too.
+	status.UnavailableReplicas = max(wanted-available, 0)
+	status.TerminatingReplicas = terminatingReplicas(all)
 
 	if available >= desired-strategy.MaxUnavailable {
 		setCondition(&status, condition(appsv1.DeploymentAvailable, corev1.ConditionTrue, ReasonMinimumReplicasAvailable, "Deployment has minimum availability.", now))
@@ -55,20 +60,64 @@ func calculateStatus(d *skiffappsv1.Deployment, newRS *skiffappsv1.ReplicaSet, o
 		setCondition(&status, condition(appsv1.DeploymentAvailable, corev1.ConditionFalse, ReasonMinimumReplicasUnavailable, "Deployment does not have minimum availability.", now))
 	}
 	setProgressing(d, &status, newRS.Name, created, now)
+	if failure := replicaFailure(newRS, old); failure != nil {
+		setCondition(&status, *failure)
+	} else {
+		removeCondition(&status, appsv1.DeploymentReplicaFailure)
+	}
 	return status
+}
+
+// terminatingReplicas sums the ReplicaSets' terminating pods, as upstream
+// (a beta field on by default). A ReplicaSet its controller has not synced
+// yet counts none; one synced without a count makes the sum unknown (nil).
+func terminatingReplicas(rss []*skiffappsv1.ReplicaSet) *int32 {
+	var n int32
+	for _, rs := range rss {
+		switch {
+		case rs.Status.TerminatingReplicas != nil:
+			n += *rs.Status.TerminatingReplicas
+		case rs.Status.ObservedGeneration != 0:
+			return nil
+		}
+	}
+	return &n
+}
+
+// replicaFailure is the ReplicaFailure condition the Deployment shows, as
+// upstream: the new ReplicaSet's (its pods refused by admission or quota),
+// else the first old one's, else none.
+func replicaFailure(newRS *skiffappsv1.ReplicaSet, old []*skiffappsv1.ReplicaSet) *appsv1.DeploymentCondition {
+	for _, rs := range append([]*skiffappsv1.ReplicaSet{newRS}, old...) {
+		for _, c := range rs.Status.Conditions {
+			if c.Type == appsv1.ReplicaSetReplicaFailure {
+				return &appsv1.DeploymentCondition{Type: appsv1.DeploymentReplicaFailure, Status: c.Status, Reason: c.Reason,
+					Message: c.Message, LastUpdateTime: c.LastTransitionTime, LastTransitionTime: c.LastTransitionTime}
+			}
+		}
+	}
+	return nil
 }
 
 // setProgressing maintains the Progressing condition as upstream: True while
 // the rollout makes progress (its lastUpdateTime moves), True with
 // NewReplicaSetAvailable once complete, False with ProgressDeadlineExceeded
-// when no progress was seen for progressDeadlineSeconds.
+// when no progress was seen for progressDeadlineSeconds. A complete rollout
+// is not judged again while every pod runs the new template: a scale-up or
+// a replaced pod is no rollout, and cannot time out.
 func setProgressing(d *skiffappsv1.Deployment, status *appsv1.DeploymentStatus, newRSName string, created bool, now time.Time) {
 	current := getCondition(status, appsv1.DeploymentProgressing)
 	switch {
 	case d.Spec.Paused:
 		setCondition(status, condition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentPaused, "Deployment is paused", now))
+	case !hasProgressDeadline(d):
+		// Without a deadline there is no progress to judge: upstream shows
+		// no Progressing condition.
+		removeCondition(status, appsv1.DeploymentProgressing)
 	case current != nil && current.Reason == ReasonDeploymentPaused:
 		setCondition(status, condition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentResumed, "Deployment is resumed", now))
+	case !created && status.Replicas == status.UpdatedReplicas && current != nil && current.Reason == ReasonNewReplicaSetAvailable:
+		// Complete, and no old pod is back: nothing to judge.
 	case complete(d, status):
 		setCondition(status, condition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetAvailable,
 			fmt.Sprintf("ReplicaSet %q has successfully progressed.", newRSName), now))
@@ -104,6 +153,12 @@ func progressed(before, after *appsv1.DeploymentStatus) bool {
 	oldAfter := after.Replicas - after.UpdatedReplicas
 	return after.UpdatedReplicas > before.UpdatedReplicas || after.ReadyReplicas > before.ReadyReplicas ||
 		after.AvailableReplicas > before.AvailableReplicas || oldAfter < oldBefore
+}
+
+// hasProgressDeadline reports whether progress is judged at all: upstream's
+// progressDeadlineSeconds of math.MaxInt32 means never.
+func hasProgressDeadline(d *skiffappsv1.Deployment) bool {
+	return ptr.Deref(d.Spec.ProgressDeadlineSeconds, defaultProgressDeadlineSeconds) != math.MaxInt32
 }
 
 // deadlineExceeded reports whether the last progress is older than
