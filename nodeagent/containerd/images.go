@@ -21,6 +21,9 @@ type pullImages struct{ backoff *images.PullBackOff }
 // registries that can be reached, and ErrImagePull then ImagePullBackOff
 // for images that cannot be had.
 func PullImages(clk clock.PassiveClock) Images {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
 	return &pullImages{backoff: images.NewPullBackOff(clk)}
 }
 

@@ -196,28 +196,49 @@ func (r *Runtime) ListPods(ctx context.Context) ([]nodeagent.RuntimePod, error) 
 	return out, nil
 }
 
-// RemovePod deletes every container of a killed pod with its snapshot,
-// then the pod's network, volumes, files, logs and cgroups, so that nothing
-// of it is left on the node.
+// RemovePod removes everything of a killed pod from the node: its network,
+// volumes, files, logs and cgroups, and last its containers with their
+// snapshots. The containers are the pod's record in containerd, so they go
+// last: a RemovePod cut short leaves the pod listed, and the next agent
+// finishes the job.
 func (r *Runtime) RemovePod(ctx context.Context, uid types.UID) error {
 	ctx = r.ctx(ctx)
 	r.untrackPod(uid)
-	cs, err := r.podContainers(ctx, uid)
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, c := range cs {
-		errs = append(errs, deleteContainer(ctx, c))
-	}
 	if r.cfg.Network != nil {
 		errs = append(errs, r.cfg.Network.Teardown(ctx, uid))
 	}
 	if r.cfg.Files != nil {
 		errs = append(errs, r.cfg.Files.Teardown(ctx, uid))
 	}
-	errs = append(errs, os.RemoveAll(r.podDir(uid)), removePodCgroups(uid))
+	errs = append(errs, os.RemoveAll(r.podDir(uid)), r.removeLogs(ctx, uid), removePodCgroups(uid))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	cs, err := r.podContainers(ctx, uid)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		errs = append(errs, deleteContainer(ctx, c))
+	}
 	return errors.Join(errs...)
+}
+
+// removeLogs removes the pod's log directory, found from its containers'
+// labels since the pod object may be gone.
+func (r *Runtime) removeLogs(ctx context.Context, uid types.UID) error {
+	cs, err := r.podContainers(ctx, uid)
+	if err != nil || len(cs) == 0 {
+		return err
+	}
+	l, err := cs[0].Labels(ctx)
+	if err != nil {
+		return err
+	}
+	pod := &skiffcorev1.Pod{}
+	pod.UID, pod.Namespace, pod.Name = uid, l[labelPodNamespace], l[labelPodName]
+	return os.RemoveAll(r.logDir(pod))
 }
 
 // deleteContainer deletes a container, its task and its snapshot.

@@ -184,11 +184,15 @@ func (r *Runtime) finalize(ctx context.Context, c containerd.Container, task con
 	if o.StartedAt.IsZero() {
 		o.StartedAt = o.FinishedAt
 	}
-	if _, err := c.SetLabels(ctx, map[string]string{
+	labels := map[string]string{
 		labelStartedAt:  formatTime(o.StartedAt),
 		labelFinishedAt: formatTime(o.FinishedAt),
 		labelExitCode:   fmt.Sprint(o.ExitCode),
-	}); err != nil {
+	}
+	if oomKilled(ctx, c) {
+		o.OOMKilled, labels[labelOOMKilled] = true, "true"
+	}
+	if _, err := c.SetLabels(ctx, labels); err != nil {
 		return nil, fmt.Errorf("recording the exit of container %s: %w", c.ID(), err)
 	}
 	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
