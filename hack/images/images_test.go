@@ -133,7 +133,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 
 func TestTag(t *testing.T) {
 	for _, c := range []struct{ ref, tag, file string }{
-		{"skiff.dev/test/busybox:1.0", "1.0", "busybox.tar"},
+		{"skiff.dev/test/busybox:v1", "v1", "busybox.tar"},
 		{"localhost:5000/echo", "latest", "echo.tar"},
 		{"localhost:5000/x/memhog:v2", "v2", "memhog.tar"},
 	} {

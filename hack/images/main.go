@@ -89,7 +89,7 @@ func build(ctx context.Context, dir, busybox string) ([]string, error) {
 }
 
 // tarballName is the file of an image: its repository's last part, as
-// busybox.tar for skiff.dev/test/busybox:1.0.
+// busybox.tar for skiff.dev/test/busybox:v1.
 func tarballName(ref string) string {
 	repo := strings.TrimSuffix(ref, ":"+tag(ref))
 	return path.Base(repo) + ".tar"

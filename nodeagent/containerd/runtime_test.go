@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-const busyboxImage = "skiff.dev/test/busybox:1.0"
+const busyboxImage = "skiff.dev/test/busybox:v1"
 
 // runtimeEnv is a private containerd with skiff's test images, and a
 // runtime on it without a pod network (pods share the host's).

@@ -44,9 +44,9 @@ func TestMain(m *testing.M) {
 
 // The test images, as `make images` builds them.
 const (
-	busybox = "skiff.dev/test/busybox:1.0"
-	echo    = "skiff.dev/test/echo:1.0"
-	memhog  = "skiff.dev/test/memhog:1.0"
+	busybox = images.Busybox
+	echo    = images.Echo
+	memhog  = images.Memhog
 )
 
 // node is one real node: a private containerd with the test images, a pod

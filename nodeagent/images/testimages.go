@@ -15,13 +15,13 @@ import (
 // specs in tests and examples name them through these constants.
 const (
 	// Busybox is busybox with its applets in /bin; its command is sh.
-	Busybox = "skiff.dev/test/busybox:1.0"
+	Busybox = "skiff.dev/test/busybox:v1"
 	// Echo answers HTTP GET / on 8080 with its pod's name, serves the gRPC
 	// health protocol on 9090, and can fail /healthz or stop late on
 	// demand (see hack/images/echo).
-	Echo = "skiff.dev/test/echo:1.0"
+	Echo = "skiff.dev/test/echo:v1"
 	// Memhog takes -mb megabytes, to be OOM-killed under a memory limit.
-	Memhog = "skiff.dev/test/memhog:1.0"
+	Memhog = "skiff.dev/test/memhog:v1"
 )
 
 // testImagePrefix starts the names of the test images, for which a failed
