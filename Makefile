@@ -92,7 +92,8 @@ NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static clan
 
 .PHONY: node-prereqs
 node-prereqs: ## Install the node's Debian packages when any is missing.
-	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	@if [ "$$(id -u)" != 0 ]; then echo "node-prereqs: not root, not installing: $(NODE_PACKAGES)"; exit 0; fi; \
+	missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -117,7 +118,7 @@ run: manifests generate ## Run the manager against the kubeconfig's cluster.
 	go run ./cmd/manager
 
 .PHONY: up
-up: build envtest-assets $(KUSTOMIZE) ## Run skiff locally: etcd, kube-apiserver, the manager and a node agent.
+up: build envtest-assets images node-prereqs $(KUSTOMIZE) ## Run skiff locally: etcd, kube-apiserver, the manager and a node agent.
 	go run ./hack/up --manager=$(LOCALBIN)/manager --nodeagent=$(LOCALBIN)/nodeagent
 
 .PHONY: docker-build

@@ -74,6 +74,7 @@ func (u *up) startManager() (*child, error) {
 	c, err := start("manager", u.logDir(), u.manager,
 		"--kubeconfig="+u.path("manager.kubeconfig"),
 		"--leader-elect", "--leader-election-namespace=skiff-system",
+		"--cluster-cidr="+u.clusterCIDR,
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", u.managerPort+1),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", u.managerPort))
 	if err != nil {
@@ -82,16 +83,17 @@ func (u *up) startManager() (*child, error) {
 	return c, u.waitHealthy(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", u.managerPort+1))
 }
 
-// startNodeAgent starts one node agent for this machine. Its pods run in
-// the simulated runtime until the containerd runtime arrives. It is healthy
-// once its Node is registered.
+// startNodeAgent starts one node agent for this machine, running real
+// containers through containerd (or simulated ones; see chooseRuntime). It
+// is healthy once its Node is registered.
 func (u *up) startNodeAgent() (*child, error) {
-	c, err := start("nodeagent", u.logDir(), u.nodeAgent,
-		"--kubeconfig="+u.path("nodeagent.kubeconfig"),
-		"--node-name="+u.nodeName,
-		"--runtime=simulated",
+	args := append([]string{
+		"--kubeconfig=" + u.path("nodeagent.kubeconfig"),
+		"--node-name=" + u.nodeName,
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", u.agentPort),
-		"--metrics-bind-address=0")
+		"--metrics-bind-address=0",
+	}, u.runtimeArgs()...)
+	c, err := start("nodeagent", u.logDir(), u.nodeAgent, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,11 @@ type up struct {
 	nodeName     string
 	samples      string
 	startTimeout time.Duration
+	runtime      string
+	containerd   string
+	cniBridge    string
+	clusterCIDR  string
+	keepPods     bool
 
 	children []*child
 }
@@ -51,6 +56,11 @@ func main() {
 	flag.StringVar(&u.nodeAgent, "nodeagent", "bin/nodeagent", "the node agent binary; empty to start none")
 	flag.StringVar(&u.nodeName, "node-name", defaultNodeName(), "the name of this machine's Node")
 	flag.StringVar(&u.samples, "samples", "config/samples", "kustomization applied once the cluster is up; empty for none")
+	flag.StringVar(&u.runtime, "runtime", "", "the node agent's runtime: containerd or simulated (default: containerd when root and installed)")
+	flag.StringVar(&u.containerd, "containerd-address", "", "a running containerd to use (default: the system's, else one started under the state directory)")
+	flag.StringVar(&u.cniBridge, "cni-bridge", "skiff0", "the bridge the node's pods are attached to")
+	flag.StringVar(&u.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range nodes' podCIDRs come from")
+	flag.BoolVar(&u.keepPods, "keep-pods", false, "leave the pods' containers running on exit, for the next run's node agent to adopt")
 	flag.DurationVar(&u.startTimeout, "start-timeout", 2*time.Minute, "how long each component may take to become healthy")
 	flag.Parse()
 
@@ -96,6 +106,7 @@ func (u *up) bringUp() error {
 			return err
 		}
 	}
+	u.chooseRuntime()
 	steps := []struct {
 		what string
 		run  func() error
@@ -105,6 +116,8 @@ func (u *up) bringUp() error {
 		{"installing the CRDs", u.installCRDs},
 		{"granting the manager and the node agent their roles", u.grantManager},
 		{"starting the manager", u.optional(u.manager, u.track(u.startManager))},
+		{"starting containerd", u.forContainerd(u.track(u.startContainerd))},
+		{"loading the test images into containerd", u.forContainerd(u.loadImages)},
 		{"starting the node agent", u.optional(u.nodeAgent, u.track(u.startNodeAgent))},
 		{"applying " + u.samples, u.optional(u.samples, u.applySamples)},
 	}
@@ -124,6 +137,16 @@ func (u *up) applySamples() error {
 		fmt.Fprintf(os.Stderr, "skiff: warning: %v\n", err)
 	}
 	return nil
+}
+
+// forContainerd runs a step only when the node runs real containers.
+func (u *up) forContainerd(step func() error) func() error {
+	return func() error {
+		if u.runtime != "containerd" || u.nodeAgent == "" {
+			return nil
+		}
+		return step()
+	}
 }
 
 // track records a started child so that it is stopped at the end, even when
@@ -167,10 +190,17 @@ func (u *up) waitForEnd() error {
 }
 
 // stopAll stops the children in reverse order: the manager before the
-// apiserver it talks to, the apiserver before etcd.
+// apiserver it talks to, the apiserver before etcd. Once the node agent is
+// down, the pods' containers are stopped too (unless --keep-pods), as when
+// a node shuts down: the next `make up` starts them again.
 func (u *up) stopAll() {
 	for i := len(u.children) - 1; i >= 0; i-- {
 		u.children[i].stop()
+		if u.children[i].name == "nodeagent" && u.runtime == "containerd" && !u.keepPods {
+			if err := u.stopPods(); err != nil {
+				fmt.Fprintf(os.Stderr, "skiff: stopping the pods' containers: %v\n", err)
+			}
+		}
 	}
 }
 

@@ -60,19 +60,12 @@ func StartDaemon(ctx context.Context, binary, dir string, logw io.Writer) (*Daem
 		}
 		binary = p
 	}
-	dir, err := filepath.Abs(dir)
+	cfg, address, err := WriteDaemonConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return nil, err
-	}
-	d := &Daemon{Address: filepath.Join(dir, "containerd.sock"), Dir: dir, done: make(chan error, 1)}
-	cfg := filepath.Join(dir, "config.toml")
-	body := fmt.Sprintf(daemonConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.Address)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		return nil, err
-	}
+	dir = filepath.Dir(cfg)
+	d := &Daemon{Address: address, Dir: dir, done: make(chan error, 1)}
 	logf, err := os.OpenFile(filepath.Join(dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -101,22 +94,55 @@ func StartDaemon(ctx context.Context, binary, dir string, logw io.Writer) (*Daem
 	return d, nil
 }
 
+// WriteDaemonConfig writes the configuration of a private containerd that
+// keeps everything under dir, and returns its path and the daemon's
+// socket, for a caller that runs `containerd --config` itself.
+func WriteDaemonConfig(dir string) (config, address string, err error) {
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", "", err
+	}
+	address, config = filepath.Join(dir, "containerd.sock"), filepath.Join(dir, "config.toml")
+	body := fmt.Sprintf(daemonConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address)
+	return config, address, os.WriteFile(config, []byte(body), 0o644)
+}
+
 // waitReady polls the daemon's version until it answers.
 func (d *Daemon) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	exited := func() error {
 		select {
 		case err := <-d.done:
 			d.done <- err
 			return fmt.Errorf("containerd exited at start (%v): see %s", err, filepath.Join(d.Dir, "containerd.log"))
 		default:
-		}
-		if err := ping(ctx, d.Address); err == nil {
 			return nil
-		} else if time.Now().After(deadline) {
-			return fmt.Errorf("containerd did not answer on %s within 30s: %w", d.Address, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	return WaitForDaemon(ctx, d.Address, 30*time.Second, exited)
+}
+
+// WaitForDaemon polls containerd at address until it answers, giving up
+// after timeout or as soon as failed reports an error (the daemon died).
+func WaitForDaemon(ctx context.Context, address string, timeout time.Duration, failed func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := failed(); err != nil {
+			return err
+		}
+		err := ping(ctx, address)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd did not answer on %s within %s: %w", address, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

@@ -135,6 +135,9 @@ func (p *podPlan) initContainers(spec *corev1.PodSpec, observed map[string]*obse
 		case o == nil:
 			p.Start = append(p.Start, startAction{Name: c.Name, Init: true, Crashes: 0})
 			return false
+		case o.State == stateCreated:
+			p.Start = append(p.Start, resume(o, true))
+			return false
 		case o.State != stateExited:
 			return false
 		case o.ExitCode == 0:
@@ -158,6 +161,9 @@ func (p *podPlan) regular(name string, init bool, policy corev1.RestartPolicy, o
 	case o == nil:
 		p.Start = append(p.Start, startAction{Name: name, Init: init})
 		return false
+	case o.State == stateCreated:
+		p.Start = append(p.Start, resume(o, init))
+		return false
 	case o.State != stateExited:
 		return false
 	case !restarts(policy, o.ExitCode):
@@ -166,6 +172,12 @@ func (p *podPlan) regular(name string, init bool, policy corev1.RestartPolicy, o
 		p.restartAfterBackoff(name, init, o, now)
 		return false
 	}
+}
+
+// resume starts a run that was created but never started (a pass cut
+// short between the two), as the same attempt.
+func resume(o *observedContainer, init bool) startAction {
+	return startAction{Name: o.Name, Init: init, Attempt: o.Attempt, Crashes: o.Crashes}
 }
 
 // restartAfterBackoff starts an exited container again once its back-off

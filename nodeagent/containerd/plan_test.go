@@ -61,6 +61,7 @@ func TestPlanPod(t *testing.T) {
 		{"a crash after a long run restarts at once", spec(corev1.RestartPolicyAlways, nil, nil, "a"), map[string]*observedContainer{"a": exited(1, 11*time.Minute, 5, 5)}, []string{"a"}, nil, nil, false},
 		{"OnFailure does not restart a success", spec(corev1.RestartPolicyOnFailure, nil, nil, "a"), map[string]*observedContainer{"a": exited(0, time.Second, 0, 0)}, nil, nil, nil, false},
 		{"Never does not restart a failure", spec(corev1.RestartPolicyNever, nil, nil, "a"), map[string]*observedContainer{"a": exited(2, time.Second, 0, 0)}, nil, nil, nil, false},
+		{"a run created but never started is started", spec(corev1.RestartPolicyAlways, nil, nil, "a"), map[string]*observedContainer{"a": {State: stateCreated, Attempt: 2}}, []string{"a"}, nil, nil, false},
 		{"running containers are left alone", spec(corev1.RestartPolicyAlways, nil, nil, "a"), map[string]*observedContainer{"a": runningC}, nil, nil, nil, false},
 	}
 	for _, tc := range cases {

@@ -152,8 +152,14 @@ func (r *Runtime) observe(ctx context.Context, pod *skiffcorev1.Pod) (podRuns, e
 func (r *Runtime) observeTask(ctx context.Context, c containerd.Container, o *observedContainer) (*observedContainer, error) {
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
-		o.State = stateCreated
-		return o, nil
+		if o.StartedAt.IsZero() {
+			o.State = stateCreated
+			return o, nil
+		}
+		// It ran, and its task is gone without a trace of its end (the
+		// machine restarted): it ended, as upstream's kubelet reports a
+		// container that vanished, with 137.
+		return r.recordExit(ctx, c, o, 137, r.clock.Now())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the task of container %s: %w", c.ID(), err)
@@ -180,7 +186,19 @@ func (r *Runtime) observeTask(ctx context.Context, c containerd.Container, o *ob
 
 // finalize records an exited run's end in its labels and deletes its task.
 func (r *Runtime) finalize(ctx context.Context, c containerd.Container, task containerd.Task, o *observedContainer, st containerd.Status) (*observedContainer, error) {
-	o.State, o.ExitCode, o.FinishedAt = stateExited, int32(st.ExitStatus), exitTime(st, r.clock.Now())
+	o, err := r.recordExit(ctx, c, o, int32(st.ExitStatus), exitTime(st, r.clock.Now()))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("deleting the exited task of container %s: %w", c.ID(), err)
+	}
+	return o, nil
+}
+
+// recordExit writes how a run ended into its container's labels.
+func (r *Runtime) recordExit(ctx context.Context, c containerd.Container, o *observedContainer, code int32, at time.Time) (*observedContainer, error) {
+	o.State, o.ExitCode, o.FinishedAt = stateExited, code, at
 	if o.StartedAt.IsZero() {
 		o.StartedAt = o.FinishedAt
 	}
@@ -194,9 +212,6 @@ func (r *Runtime) finalize(ctx context.Context, c containerd.Container, task con
 	}
 	if _, err := c.SetLabels(ctx, labels); err != nil {
 		return nil, fmt.Errorf("recording the exit of container %s: %w", c.ID(), err)
-	}
-	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("deleting the exited task of container %s: %w", c.ID(), err)
 	}
 	return o, nil
 }

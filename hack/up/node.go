@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd"
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/namespaces"
+
+	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
+	"skiff.dev/skiff/nodeagent/images"
+)
+
+// systemContainerd is where a containerd that the system runs listens.
+const systemContainerd = "/run/containerd/containerd.sock"
+
+// chooseRuntime picks the node agent's runtime when none was asked for:
+// real containers when this is root and containerd is installed, since
+// containers need both; simulated ones otherwise, saying why.
+func (u *up) chooseRuntime() {
+	if u.runtime != "" {
+		return
+	}
+	u.runtime = "containerd"
+	_, err := exec.LookPath("containerd")
+	switch {
+	case os.Geteuid() != 0:
+		u.runtime = "simulated"
+		fmt.Println("skiff: not root: pods run in the simulated runtime (run `make up` as root for real containers)")
+	case err != nil:
+		u.runtime = "simulated"
+		fmt.Println("skiff: containerd is not installed: pods run in the simulated runtime (`make node-prereqs` installs it)")
+	}
+}
+
+// startContainerd uses the system's containerd when one answers, and
+// otherwise starts a private one under the state directory. Its shims, and
+// so the pods' containers, outlive it: the next `make up` adopts them.
+func (u *up) startContainerd() (*child, error) {
+	if u.containerd != "" {
+		return nil, skiffcontainerd.WaitForDaemon(u.ctx, u.containerd, 5*time.Second, func() error { return nil })
+	}
+	if err := skiffcontainerd.WaitForDaemon(u.ctx, systemContainerd, 0, func() error { return nil }); err == nil {
+		u.containerd = systemContainerd
+		fmt.Printf("skiff: using the system's containerd at %s\n", systemContainerd)
+		return nil, nil
+	}
+	config, address, err := skiffcontainerd.WriteDaemonConfig(u.path("containerd"))
+	if err != nil {
+		return nil, err
+	}
+	c, err := start("containerd", u.logDir(), "containerd", "--config", config)
+	if err != nil {
+		return nil, err
+	}
+	u.containerd = address
+	return c, skiffcontainerd.WaitForDaemon(u.ctx, address, u.startTimeout, func() error {
+		if c.exited() {
+			return c.failure()
+		}
+		return nil
+	})
+}
+
+// loadImages imports skiff's test images (`make images`) into the node's
+// containerd: nothing can be pulled here, and the samples use them.
+func (u *up) loadImages() error {
+	client, err := containerd.New(u.containerd)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	ctx := namespaces.WithNamespace(u.ctx, skiffcontainerd.DefaultNamespace)
+	names, err := images.ImportDir(ctx, client, u.bin("images"))
+	if err != nil {
+		return fmt.Errorf("%w (build them with `make images`)", err)
+	}
+	fmt.Printf("skiff: images %v are on the node\n", names)
+	return nil
+}
+
+// runtimeArgs are the node agent's flags for its runtime.
+func (u *up) runtimeArgs() []string {
+	if u.runtime != "containerd" {
+		return []string{"--runtime=simulated"}
+	}
+	root, _ := filepath.Abs(u.path("nodeagent"))
+	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge}
+}
+
+
+// stopPods stops every container in skiff's containerd namespace: SIGTERM,
+// then SIGKILL after 10 s. Their records stay, so that the next node agent
+// reports how they ended and restarts them as their pods say.
+func (u *up) stopPods() error {
+	client, err := containerd.New(u.containerd)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	ctx := namespaces.WithNamespace(context.Background(), skiffcontainerd.DefaultNamespace)
+	tasks, err := client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, t := range tasks.Tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stopTask(ctx, client, t.ID)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// stopTask stops one container's task, giving it 10 s after SIGTERM.
+func stopTask(ctx context.Context, client *containerd.Client, id string) {
+	c, err := client.LoadContainer(ctx, id)
+	if err != nil {
+		return
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		return
+	}
+	_ = task.Kill(ctx, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
+		<-exited
+	}
+}
