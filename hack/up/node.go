@@ -95,7 +95,6 @@ func (u *up) runtimeArgs() []string {
 	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge}
 }
 
-
 // stopPods stops every container in skiff's containerd namespace: SIGTERM,
 // then SIGKILL after 10 s. Their records stay, so that the next node agent
 // reports how they ended and restarts them as their pods say.

@@ -21,7 +21,7 @@ import (
 func echoContainer(env ...corev1.EnvVar) corev1.Container {
 	return corev1.Container{
 		Name: "web", Image: echo,
-		Env: append([]corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}, env...),
+		Env:   append([]corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}, env...),
 		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 	}
 }
