@@ -80,20 +80,19 @@ func (r *Runtime) ContainerLogs(ctx context.Context, pod *skiffcorev1.Pod, conta
 	if err != nil {
 		return "", false, err
 	}
-	if len(runs) == 0 || (len(runs) == 1 && runs[0].State == stateCreated && !previous) {
-		if previous {
-			return "", false, fmt.Errorf("previous terminated container %q in pod %q not found", container, pod.Name)
-		}
-		return "", false, fmt.Errorf("container %q in pod %q is waiting to start: ContainerCreating", container, pod.Name)
-	}
-	rn := runs[len(runs)-1]
+	n := len(runs)
 	if previous {
 		// Only the latest run and the one before it are kept (pruneRuns).
-		if len(runs) < 2 || runs[len(runs)-2].Attempt != rn.Attempt-1 {
+		if n < 2 || runs[n-2].Attempt != runs[n-1].Attempt-1 {
 			return "", false, fmt.Errorf("previous terminated container %q in pod %q not found", container, pod.Name)
 		}
-		rn = runs[len(runs)-2]
+		rn := runs[n-2]
+		return r.LogPath(pod, container, rn.Attempt), rn.State == stateRunning, nil
 	}
+	if n == 0 || (n == 1 && runs[0].State == stateCreated) {
+		return "", false, fmt.Errorf("container %q in pod %q is waiting to start: ContainerCreating", container, pod.Name)
+	}
+	rn := runs[n-1]
 	return r.LogPath(pod, container, rn.Attempt), rn.State == stateRunning, nil
 }
 
