@@ -78,10 +78,11 @@ BENCH_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.g
 
 # The scale scenarios run the real binaries as separate processes, so that
 # their CPU and memory are measured apart from the benchmark's own.
-bench: envtest-assets build ## Run the benchmarks and print their figures.
+bench: envtest-assets build images node-prereqs ## Run the benchmarks and print their figures.
 	go test $(BENCH_PKGS) -run '^$$' -bench . -benchtime 3x -count=1
 	go run ./hack/bench -bin $(LOCALBIN) -scenario scale -nodes 1000 -pods 10000 -replicas 1000
 	go run ./hack/bench -bin $(LOCALBIN) -scenario rollout -nodes 100 -replicas 1000
+	go run ./hack/bench -bin $(LOCALBIN) -scenario pods -pods 30
 
 ##@ Node prerequisites
 

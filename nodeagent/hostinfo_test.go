@@ -97,7 +97,7 @@ func TestNodeStatusWritesOnlyWhenNeeded(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	const every = 5 * time.Minute
 
-	first, write, _ := nodeStatus(corev1.NodeStatus{}, cfg, "simulated://0.1", now, every)
+	first, write, _ := nodeStatus(corev1.NodeStatus{}, cfg, "simulated://0.1", nil, now, every)
 	if !write {
 		t.Fatal("a new node's status is not written")
 	}
@@ -123,7 +123,7 @@ func TestNodeStatusWritesOnlyWhenNeeded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			old := *first.DeepCopy()
 			tc.change(&old)
-			got, write, next := nodeStatus(old, cfg, "simulated://0.1", now.Add(tc.at), every)
+			got, write, next := nodeStatus(old, cfg, "simulated://0.1", nil, now.Add(tc.at), every)
 			if write != tc.wantWrite {
 				t.Fatalf("write = %v, want %v", write, tc.wantWrite)
 			}

@@ -76,7 +76,7 @@ var nodeConditions = []corev1.NodeCondition{
 // heartbeat differs (say the lifecycle controller marked the node
 // Ready=Unknown while the agent was away), or when the last report is
 // older than reportEvery. It also returns when the next report is due.
-func nodeStatus(old corev1.NodeStatus, cfg NodeConfig, runtimeVersion string, now time.Time, reportEvery time.Duration) (corev1.NodeStatus, bool, time.Time) {
+func nodeStatus(old corev1.NodeStatus, cfg NodeConfig, runtimeVersion string, networkErr error, now time.Time, reportEvery time.Duration) (corev1.NodeStatus, bool, time.Time) {
 	status := *old.DeepCopy()
 	status.Capacity = cfg.Capacity.DeepCopy()
 	status.Allocatable = cfg.Capacity.DeepCopy()
@@ -100,6 +100,9 @@ func nodeStatus(old corev1.NodeStatus, cfg NodeConfig, runtimeVersion string, no
 		Architecture:            goruntime.GOARCH,
 	}
 	for _, c := range nodeConditions {
+		if c.Type == corev1.NodeReady && networkErr != nil {
+			c = networkNotReady(networkErr)
+		}
 		setNodeCondition(&status, c, now)
 	}
 
@@ -114,6 +117,16 @@ func nodeStatus(old corev1.NodeStatus, cfg NodeConfig, runtimeVersion string, no
 		}
 	}
 	return status, true, now.Add(reportEvery)
+}
+
+// networkNotReady is the Ready condition of a node whose pod network is not
+// ready yet (no podCIDR, no CNI plugins), worded as upstream's kubelet, so
+// that no pod is scheduled to a node that cannot give it an address.
+func networkNotReady(err error) corev1.NodeCondition {
+	return corev1.NodeCondition{
+		Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady",
+		Message: "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:" + err.Error(),
+	}
 }
 
 // setNodeCondition adds or updates a condition, keeping its heartbeat;
@@ -192,7 +205,11 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		log.FromContext(ctx).Error(err, "the node's podCIDR is unusable; pods get no IP", "podCIDR", node.Spec.PodCIDR)
 	}
 	now := r.host.clock.Now()
-	status, write, next := nodeStatus(node.Status, a.cfg, a.runtime.Version(), now, r.host.opts.StatusReportFrequency)
+	var networkErr error
+	if n, ok := a.runtime.(NetworkReporter); ok {
+		networkErr = n.NetworkReady()
+	}
+	status, write, next := nodeStatus(node.Status, a.cfg, a.runtime.Version(), networkErr, now, r.host.opts.StatusReportFrequency)
 	recheck := min(next.Sub(now), r.host.opts.StatusUpdateFrequency)
 	if !write {
 		return ctrl.Result{RequeueAfter: recheck}, nil

@@ -46,6 +46,12 @@ type Notifier interface {
 	Notify(ctx context.Context, notify func(RuntimePod))
 }
 
+// NetworkReporter is a Runtime whose pod network may not be ready (no
+// podCIDR yet, CNI plugins missing); the node reports NotReady until it is.
+type NetworkReporter interface {
+	NetworkReady() error
+}
+
 // RuntimePod identifies a pod that the runtime knows.
 type RuntimePod struct {
 	UID       types.UID

@@ -4,7 +4,7 @@
 // scenario's figures as a Markdown table. `make bench` runs it after the Go
 // benchmarks.
 //
-// Usage: go run ./hack/bench [-scenario scale|rollout] [-nodes N] [-pods N] [-replicas N]
+// Usage: go run ./hack/bench [-scenario scale|rollout|pods] [-nodes N] [-pods N] [-replicas N]
 package main
 
 import (
@@ -35,6 +35,7 @@ type options struct {
 var scenarios = map[string]func(context.Context, options) (table, error){
 	"scale":   runScale,
 	"rollout": runRollout,
+	"pods":    runPods,
 }
 
 func main() {

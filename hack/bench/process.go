@@ -57,6 +57,7 @@ func (p *process) alive() bool {
 type usage struct {
 	cpu     time.Duration // user + system
 	peakRSS int64         // bytes, the kernel's high-water mark
+	rss     int64         // bytes, resident now
 }
 
 // usage reads the process's CPU time and peak resident memory from /proc.
@@ -74,7 +75,7 @@ func (p *process) usage() (usage, error) {
 	if err != nil {
 		return usage{}, err
 	}
-	return usage{cpu: cpu, peakRSS: statusKB(status, "VmHWM") * 1024}, nil
+	return usage{cpu: cpu, peakRSS: statusKB(status, "VmHWM") * 1024, rss: statusKB(status, "VmRSS") * 1024}, nil
 }
 
 // clockTicks is USER_HZ, which is 100 on every Linux that Go supports.

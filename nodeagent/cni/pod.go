@@ -44,6 +44,9 @@ func (n *Network) Setup(ctx context.Context, pod PodRef, ports []PortMapping) (R
 		}
 	}
 
+	if len(portMappings(ports)) == 0 {
+		list = withoutPlugin(list, "portmap")
+	}
 	res, err := n.add(ctx, list, rt)
 	if err != nil {
 		if terr := n.teardown(context.WithoutCancel(ctx), pod.UID); terr != nil {
@@ -52,6 +55,21 @@ func (n *Network) Setup(ctx context.Context, pod PodRef, ports []PortMapping) (R
 		return Result{}, fmt.Errorf("set up the network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return res, nil
+}
+
+// withoutPlugin is the conflist without the plugins of one type: a pod that
+// publishes no hostPort skips portmap, which saves a plugin run (and its
+// iptables calls) on every pod start. The conflist an ADD used is what
+// libcni caches and what the DEL runs, so the two always match.
+func withoutPlugin(list *libcni.NetworkConfigList, typ string) *libcni.NetworkConfigList {
+	out := *list
+	out.Plugins = nil
+	for _, p := range list.Plugins {
+		if p.Network.Type != typ {
+			out.Plugins = append(out.Plugins, p)
+		}
+	}
+	return &out
 }
 
 // add creates the pod's namespace and runs the plugins' ADD in it: loopback

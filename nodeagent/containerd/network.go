@@ -31,6 +31,8 @@ func (c *cniNetwork) SetPodCIDR(cidr string) error {
 	return c.n.SetPodCIDR(cidr)
 }
 
+func (c *cniNetwork) Status() error { return c.n.Status() }
+
 func (c *cniNetwork) Setup(ctx context.Context, pod *skiffcorev1.Pod) (string, string, error) {
 	res, err := c.n.Setup(ctx, cni.PodRef{UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name}, hostPorts(pod))
 	if err != nil {

@@ -64,6 +64,8 @@ type Config struct {
 // Network gives a pod its network namespace and address through CNI.
 type Network interface {
 	SetPodCIDR(cidr string) error
+	// Status is nil once pods can get addresses, and else says why not.
+	Status() error
 	// Setup returns the pod's network namespace path and IP, creating them
 	// on first call; later calls return the same.
 	Setup(ctx context.Context, pod *skiffcorev1.Pod) (netns, ip string, err error)
@@ -165,6 +167,14 @@ func (r *Runtime) UpdatePodCIDR(cidr string) error {
 		return nil
 	}
 	return r.cfg.Network.SetPodCIDR(cidr)
+}
+
+// NetworkReady reports whether the pod network can give pods addresses.
+func (r *Runtime) NetworkReady() error {
+	if r.cfg.Network == nil {
+		return nil
+	}
+	return r.cfg.Network.Status()
 }
 
 // podContainers lists a pod's containers, every run of every container.
