@@ -316,6 +316,12 @@ func (h *Host) StopNode(name string) error {
 	return nil
 }
 
+// Client is the host's cached client, for parts that serve its nodes.
+func (h *Host) Client() client.Client { return h.client }
+
+// Add runs r with the host, as its logs and exec server.
+func (h *Host) Add(r manager.Runnable) error { return h.mgr.Add(r) }
+
 // NodeNames lists the hosted nodes, sorted.
 func (h *Host) NodeNames() []string {
 	names := make([]string, 0, len(h.agents))

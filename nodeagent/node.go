@@ -48,6 +48,9 @@ type NodeConfig struct {
 	MachineID     string
 	SystemUUID    string
 	BootID        string
+	// Port is where the agent serves logs and exec (the kubelet's 10250),
+	// published in status.daemonEndpoints; 0 when it serves none.
+	Port int32
 }
 
 // labels are the labels the agent puts on its Node.
@@ -99,6 +102,7 @@ func nodeStatus(old corev1.NodeStatus, cfg NodeConfig, runtimeVersion string, ne
 		OperatingSystem:         goruntime.GOOS,
 		Architecture:            goruntime.GOARCH,
 	}
+	status.DaemonEndpoints.KubeletEndpoint.Port = cfg.Port
 	for _, c := range nodeConditions {
 		if c.Type == corev1.NodeReady && networkErr != nil {
 			c = networkNotReady(networkErr)

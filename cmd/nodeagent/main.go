@@ -24,6 +24,7 @@ import (
 	"skiff.dev/skiff/nodeagent"
 	"skiff.dev/skiff/nodeagent/cni"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
+	"skiff.dev/skiff/nodeagent/server"
 	"skiff.dev/skiff/nodeagent/simulated"
 )
 
@@ -37,6 +38,9 @@ type flags struct {
 	ctrNamespace   string
 	rootDir        string
 	cniBridge      string
+	port           int
+	tlsCert        string
+	tlsKey         string
 	maxPods        int
 	systemReserved string
 
@@ -73,6 +77,9 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.StringVar(&f.ctrNamespace, "containerd-namespace", skiffcontainerd.DefaultNamespace, "the containerd namespace skiff's containers live in")
 	fs.StringVar(&f.rootDir, "root-dir", "/var/lib/skiff/nodeagent", "where the agent keeps pod files, volumes, container logs and network state")
 	fs.StringVar(&f.cniBridge, "cni-bridge", cni.DefaultBridge, "the Linux bridge pods are attached to")
+	fs.IntVar(&f.port, "port", server.DefaultPort, "the HTTPS port for container logs and exec (--runtime=containerd); 0 serves none")
+	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "the serving certificate for --port (default: a self-signed one)")
+	fs.StringVar(&f.tlsKey, "tls-private-key-file", "", "the key of --tls-cert-file")
 	fs.IntVar(&f.maxPods, "max-pods", nodeagent.DefaultMaxPods, "how many pods this node takes")
 	fs.StringVar(&f.systemReserved, "system-reserved", "", "resources kept from pods, e.g. cpu=500m,memory=1Gi")
 
@@ -105,7 +112,7 @@ func main() {
 	f := bindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
-	opts, err := hostOptions(f)
+	opts, rt, err := hostOptions(f)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nodeagent:", err)
 		os.Exit(2)
@@ -116,44 +123,67 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
-	if err := run(ctrl.SetupSignalHandler(), cfg, opts); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), cfg, opts, serveLogsAndExec(f, rt)); err != nil {
 		fmt.Fprintln(os.Stderr, "nodeagent:", err)
 		os.Exit(1)
 	}
 }
 
-// run hosts the nodes until ctx ends.
-func run(ctx context.Context, cfg *rest.Config, opts nodeagent.Options) error {
+// run hosts the nodes until ctx ends, with what serve adds to the host.
+func run(ctx context.Context, cfg *rest.Config, opts nodeagent.Options, serve func(*nodeagent.Host) error) error {
 	host, err := nodeagent.NewHost(cfg, opts)
 	if err != nil {
+		return err
+	}
+	if err := serve(host); err != nil {
 		return err
 	}
 	ctrl.Log.WithName("setup").Info("starting the node agent", "nodes", len(opts.Nodes), "first", opts.Nodes[0].Name)
 	return host.Start(ctx)
 }
 
+// serveLogsAndExec adds the logs and exec server to a host of real
+// containers; simulated ones have nothing to serve.
+func serveLogsAndExec(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Host) error {
+	return func(host *nodeagent.Host) error {
+		if rt == nil || f.port == 0 {
+			return nil
+		}
+		srv, err := server.New(server.Config{
+			Addr: fmt.Sprintf(":%d", f.port), NodeName: f.nodeName, CertFile: f.tlsCert, KeyFile: f.tlsKey,
+			Client: host.Client(), Runtime: rt,
+		})
+		if err != nil {
+			return fmt.Errorf("--port: %w", err)
+		}
+		return host.Add(srv)
+	}
+}
+
 // hostOptions turns the flags into the host's options: the nodes, their
-// runtime and the timings.
-func hostOptions(f *flags) (nodeagent.Options, error) {
+// runtime and the timings. It also returns the containerd runtime when
+// the node runs real containers.
+func hostOptions(f *flags) (nodeagent.Options, *skiffcontainerd.Runtime, error) {
 	if f.runtime != "simulated" && f.runtime != "containerd" {
-		return nodeagent.Options{}, fmt.Errorf("--runtime: unknown runtime %q: use containerd or simulated", f.runtime)
+		return nodeagent.Options{}, nil, fmt.Errorf("--runtime: unknown runtime %q: use containerd or simulated", f.runtime)
 	}
 	if f.runtime == "containerd" && f.simulate > 0 {
-		return nodeagent.Options{}, errors.New("--simulate needs --runtime=simulated")
+		return nodeagent.Options{}, nil, errors.New("--simulate needs --runtime=simulated")
 	}
 	if f.leaseDurationSeconds < 1 {
-		return nodeagent.Options{}, fmt.Errorf("--node-lease-duration-seconds: must be >= 1, got %d", f.leaseDurationSeconds)
+		return nodeagent.Options{}, nil, fmt.Errorf("--node-lease-duration-seconds: must be >= 1, got %d", f.leaseDurationSeconds)
 	}
 	nodes, err := nodeConfigs(f)
 	if err != nil {
-		return nodeagent.Options{}, err
+		return nodeagent.Options{}, nil, err
 	}
 	newRuntime := simulated.Runtimes(simulated.Options{StartDelay: f.simStartDelay, RunDuration: f.simRunDuration, RestartBackoff: f.simRestartDelay})
+	var rt *skiffcontainerd.Runtime
 	if f.runtime == "containerd" {
-		rt, err := containerdRuntime(f, nodes[0])
-		if err != nil {
-			return nodeagent.Options{}, err
+		if rt, err = containerdRuntime(f, nodes[0]); err != nil {
+			return nodeagent.Options{}, nil, err
 		}
+		nodes[0].Port = int32(f.port)
 		newRuntime = func(string) nodeagent.Runtime { return rt }
 	}
 	return nodeagent.Options{
@@ -165,7 +195,7 @@ func hostOptions(f *flags) (nodeagent.Options, error) {
 		StatusReportFrequency:  f.statusReportFreq,
 		MetricsBindAddress:     f.metricsAddr,
 		HealthProbeBindAddress: f.probeAddr,
-	}, nil
+	}, rt, nil
 }
 
 // nodeConfigs describes the nodes to host: this machine's, or --simulate

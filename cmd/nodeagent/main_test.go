@@ -24,7 +24,8 @@ func TestHostOptionsFromFlags(t *testing.T) {
 		wantErr string
 		check   func(*testing.T, *flags)
 	}{
-		{name: "containerd is refused plainly", args: []string{"--runtime=containerd"}, wantErr: "runtime containerd is not built yet"},
+		{name: "containerd that is not running", args: []string{"--runtime=containerd", "--containerd-address=/nonexistent/containerd.sock", "--root-dir=" + t.TempDir()}, wantErr: "no containerd listens on /nonexistent/containerd.sock"},
+		{name: "containerd with simulated nodes", args: []string{"--runtime=containerd", "--simulate=2"}, wantErr: "--simulate needs --runtime=simulated"},
 		{name: "an unknown runtime", args: []string{"--runtime=docker"}, wantErr: `unknown runtime "docker"`},
 		{name: "a bad reservation", args: []string{"--system-reserved=cpu"}, wantErr: "--system-reserved"},
 		{name: "a node CIDR too small", args: []string{"--simulate=5", "--simulate-node-cidr=10.0.0.0/30"}, wantErr: "too small"},
@@ -33,7 +34,7 @@ func TestHostOptionsFromFlags(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			opts, err := hostOptions(parse(t, tc.args...))
+			opts, _, err := hostOptions(parse(t, tc.args...))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
@@ -73,7 +74,7 @@ func TestHostOptionsFromFlags(t *testing.T) {
 }
 
 func TestDefaultsMatchUpstream(t *testing.T) {
-	opts, err := hostOptions(parse(t, "--simulate=1"))
+	opts, _, err := hostOptions(parse(t, "--simulate=1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ type up struct {
 	etcdPort     int
 	managerPort  int
 	agentPort    int
+	servePort    int
 	serviceCIDR  string
 	manager      string
 	nodeAgent    string
@@ -53,6 +54,7 @@ func main() {
 	flag.StringVar(&u.serviceCIDR, "service-cidr", "10.96.0.0/16", "the range Services' cluster IPs come from")
 	flag.StringVar(&u.manager, "manager", "bin/manager", "the manager binary; empty to start none")
 	flag.IntVar(&u.agentPort, "nodeagent-port", 18082, "the node agent's health port on 127.0.0.1")
+	flag.IntVar(&u.servePort, "nodeagent-serve-port", 10250, "the node agent's HTTPS port for container logs and exec")
 	flag.StringVar(&u.nodeAgent, "nodeagent", "bin/nodeagent", "the node agent binary; empty to start none")
 	flag.StringVar(&u.nodeName, "node-name", defaultNodeName(), "the name of this machine's Node")
 	flag.StringVar(&u.samples, "samples", "config/samples", "kustomization applied once the cluster is up; empty for none")

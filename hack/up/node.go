@@ -92,7 +92,8 @@ func (u *up) runtimeArgs() []string {
 		return []string{"--runtime=simulated"}
 	}
 	root, _ := filepath.Abs(u.path("nodeagent"))
-	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge}
+	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge,
+		fmt.Sprintf("--port=%d", u.servePort)}
 }
 
 // stopPods stops every container in skiff's containerd namespace: SIGTERM,

@@ -132,6 +132,9 @@ func New(cfg Config, hostIP string) (*Runtime, error) {
 		}
 		cfg.LogDriver = exe
 	}
+	if _, err := os.Stat(cfg.Address); err != nil {
+		return nil, fmt.Errorf("no containerd listens on %s: start one (`make up` does) or pass its socket: %w", cfg.Address, err)
+	}
 	client, err := containerd.New(cfg.Address, containerd.WithDefaultNamespace(cfg.Namespace), containerd.WithTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to containerd at %s: %w (is it running? `make up` starts one)", cfg.Address, err)
