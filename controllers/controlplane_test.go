@@ -55,17 +55,22 @@ func TestLostNodesPodsAreReplacedElsewhere(t *testing.T) {
 		}
 		return nil
 	})
+	// The taint comes first and the evictions after it: wait for them
+	// before counting what runs.
+	testenv.Eventually(t, 60*time.Second, func() error {
+		for _, name := range onVictim {
+			var p skiffcorev1.Pod
+			err := env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, &p)
+			if err == nil && p.DeletionTimestamp == nil {
+				return fmt.Errorf("pod %s on the lost node is not evicted yet", name)
+			}
+		}
+		return nil
+	})
 	running := waitForRunning(t, ns, 6)
 	for _, p := range running {
 		if p.Spec.NodeName == victim {
 			t.Errorf("pod %s is still counted Running on the lost node %s", p.Name, victim)
-		}
-	}
-	for _, name := range onVictim {
-		var p skiffcorev1.Pod
-		err := env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, &p)
-		if err == nil && p.DeletionTimestamp == nil {
-			t.Errorf("pod %s on the lost node was not evicted", name)
 		}
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -43,28 +43,25 @@ func (h *Host) watchRuntimes(ctx context.Context, changes chan<- event.GenericEv
 // deleted (or replaced by a namesake) while no agent ran. Adopted pods'
 // containers are left running: the pod controller reads them back.
 func (h *Host) recover(ctx context.Context, a *agent) error {
-	pods, err := a.runtime.ListPods(ctx)
+	held, err := a.runtime.ListPods(ctx)
+	if err != nil {
+		return err
+	}
+	bound, err := h.podsBoundTo(ctx, a.cfg.Name)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, rp := range pods {
-		key := types.NamespacedName{Namespace: rp.Namespace, Name: rp.Name}
-		pod := &skiffcorev1.Pod{}
-		err := h.reader.Get(ctx, key, pod)
-		switch {
-		case err == nil && pod.UID == rp.UID && pod.Spec.NodeName == a.cfg.Name:
+	for _, rp := range held {
+		if pod, ok := bound[rp.UID]; ok {
 			h.mu.Lock()
-			h.running[key] = runningPod{uid: rp.UID, node: a.cfg.Name}
+			h.running[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}] = runningPod{uid: rp.UID, node: a.cfg.Name}
 			h.mu.Unlock()
-			continue
-		case err != nil && !apierrors.IsNotFound(err):
-			errs = append(errs, err)
 			continue
 		}
 		stale := &skiffcorev1.Pod{}
 		stale.UID, stale.Namespace, stale.Name = rp.UID, rp.Namespace, rp.Name
-		log.FromContext(ctx).Info("removing the containers of a pod deleted while the agent was down", "pod", key, "uid", rp.UID)
+		log.FromContext(ctx).Info("removing what is left of a pod deleted while the agent was down", "pod", rp.Namespace+"/"+rp.Name, "uid", rp.UID)
 		if err := a.runtime.KillPod(ctx, stale, 0); err != nil {
 			errs = append(errs, err)
 			continue
@@ -72,4 +69,18 @@ func (h *Host) recover(ctx context.Context, a *agent) error {
 		errs = append(errs, a.runtime.RemovePod(ctx, rp.UID))
 	}
 	return errors.Join(errs...)
+}
+
+// podsBoundTo reads, live, the pods bound to a node, by UID: a runtime's
+// pod whose UID is not among them was deleted (or replaced by a namesake).
+func (h *Host) podsBoundTo(ctx context.Context, node string) (map[types.UID]*skiffcorev1.Pod, error) {
+	pods := &skiffcorev1.PodList{}
+	if err := h.reader.List(ctx, pods, client.MatchingFields{"spec.nodeName": node}); err != nil {
+		return nil, err
+	}
+	out := make(map[types.UID]*skiffcorev1.Pod, len(pods.Items))
+	for i := range pods.Items {
+		out[pods.Items[i].UID] = &pods.Items[i]
+	}
+	return out, nil
 }

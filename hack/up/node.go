@@ -97,8 +97,9 @@ func (u *up) runtimeArgs() []string {
 }
 
 // stopPods stops every container in skiff's containerd namespace: SIGTERM,
-// then SIGKILL after 10 s. Their records stay, so that the next node agent
-// reports how they ended and restarts them as their pods say.
+// then SIGKILL after 10 s, and deletes their tasks (which unmounts their
+// root filesystems). The containers stay, so that the next node agent
+// finds the pods it ran and restarts them as their pods say.
 func (u *up) stopPods() error {
 	client, err := containerd.New(u.containerd)
 	if err != nil {
@@ -143,4 +144,5 @@ func stopTask(ctx context.Context, client *containerd.Client, id string) {
 		_ = task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
 		<-exited
 	}
+	_, _ = task.Delete(ctx)
 }

@@ -87,6 +87,21 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 	if out, err := kubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}"); err != nil || out != "v" {
 		t.Errorf("the data did not survive a restart: %q %v", out, err)
 	}
+	// The stop stopped the pods' containers; the new agent starts them
+	// again, as after a node's reboot.
+	waitFor(t, "the sample pod runs again after the restart", filepath.Join(state, "logs", "nodeagent.log"), func() bool {
+		out, err := kubectl("get", "pods.core.skiff.dev", "hello", "-o", `jsonpath={.status.phase} {.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && out == "Running True"
+	})
+	// Deleting the samples through the agent leaves nothing on the node:
+	// no container, network namespace or mount.
+	if out, err := kubectl("delete", "-k", filepath.Join(root, "config", "samples"), "--wait=false"); err != nil {
+		t.Errorf("deleting the samples: %v: %s", err, out)
+	}
+	waitFor(t, "every sample pod is gone", filepath.Join(state, "logs", "nodeagent.log"), func() bool {
+		out, err := kubectl("get", "pods.core.skiff.dev", "-A", "-o", "name")
+		return err == nil && strings.TrimSpace(out) == ""
+	})
 	restarted.stopAndCheck(t)
 }
 

@@ -77,9 +77,10 @@ func (r *Runtime) stopAll(ctx context.Context, cs []containerd.Container, pod *s
 	return errors.Join(errs...)
 }
 
-// stop sends a container its stop signal and waits up to grace for it to
-// exit, then kills it. A container without a running task is left alone.
-func (r *Runtime) stop(ctx context.Context, c containerd.Container, _ *skiffcorev1.Pod, grace time.Duration) error {
+// stop runs a container's preStop hook, sends it its stop signal and waits
+// for it to exit until grace (hook included) has passed, then kills it. A
+// container without a running task is left alone.
+func (r *Runtime) stop(ctx context.Context, c containerd.Container, pod *skiffcorev1.Pod, grace time.Duration) error {
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -87,6 +88,10 @@ func (r *Runtime) stop(ctx context.Context, c containerd.Container, _ *skiffcore
 	if err != nil {
 		return err
 	}
+	if st, err := task.Status(ctx); err != nil || st.Status != containerd.Running {
+		grace = 0
+	}
+	grace = r.preStop(ctx, pod, c, grace)
 	exited, err := task.Wait(ctx)
 	if err != nil {
 		return fmt.Errorf("waiting for container %s: %w", c.ID(), err)

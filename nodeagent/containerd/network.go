@@ -45,6 +45,15 @@ func (c *cniNetwork) Teardown(ctx context.Context, uid types.UID) error {
 	return c.n.Teardown(ctx, string(uid))
 }
 
+func (c *cniNetwork) List() ([]types.UID, error) {
+	uids, err := c.n.List()
+	out := make([]types.UID, 0, len(uids))
+	for _, u := range uids {
+		out = append(out, types.UID(u))
+	}
+	return out, err
+}
+
 // hostPorts lists the container ports that ask for a port on the node.
 func hostPorts(pod *skiffcorev1.Pod) []cni.PortMapping {
 	var out []cni.PortMapping

@@ -71,6 +71,9 @@ type Network interface {
 	Setup(ctx context.Context, pod *skiffcorev1.Pod) (netns, ip string, err error)
 	// Teardown releases them; it is a no-op for a pod without any.
 	Teardown(ctx context.Context, uid types.UID) error
+	// List names the pods that have network state, so that what a pod
+	// without containers held is found after a restart too.
+	List() ([]types.UID, error)
 }
 
 // PodFiles makes a pod's volumes and its containers' environment.
@@ -200,6 +203,19 @@ func (r *Runtime) ListPods(ctx context.Context) ([]nodeagent.RuntimePod, error) 
 		}
 		uid := types.UID(info.Labels[labelPodUID])
 		seen[uid] = nodeagent.RuntimePod{UID: uid, Namespace: info.Labels[labelPodNamespace], Name: info.Labels[labelPodName]}
+	}
+	if r.cfg.Network != nil {
+		// A pod whose containers were never created (its image could not
+		// be had) may still hold an address; its name is not known here.
+		uids, err := r.cfg.Network.List()
+		if err != nil {
+			return nil, err
+		}
+		for _, uid := range uids {
+			if _, ok := seen[uid]; !ok {
+				seen[uid] = nodeagent.RuntimePod{UID: uid}
+			}
+		}
 	}
 	out := make([]nodeagent.RuntimePod, 0, len(seen))
 	for _, p := range seen {

@@ -250,6 +250,9 @@ func (r *Runtime) start(ctx context.Context, pod *skiffcorev1.Pod, sb *sandbox, 
 	if _, err := ctr.SetLabels(ctx, map[string]string{labelStartedAt: formatTime(r.clock.Now())}); err != nil {
 		return err
 	}
+	if err := r.postStart(ctx, pod, c, ctr, sb.IP); err != nil {
+		return err
+	}
 	return r.pruneRuns(ctx, pod, c.Name, s.Attempt)
 }
 

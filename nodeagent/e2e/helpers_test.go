@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/testenv"
@@ -37,4 +39,13 @@ func tailOf(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// gone is nil once the pod object is deleted.
+func gone(p *skiffcorev1.Pod) error {
+	err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(p), &skiffcorev1.Pod{})
+	if err == nil {
+		return fmt.Errorf("pod %s still there", p.Name)
+	}
+	return client.IgnoreNotFound(err)
 }

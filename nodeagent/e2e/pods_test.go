@@ -167,14 +167,7 @@ func TestGracefulStop(t *testing.T) {
 	if err := env.Client.Delete(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	testenv := func() error {
-		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(p), &skiffcorev1.Pod{})
-		if err == nil {
-			return fmt.Errorf("pod still there")
-		}
-		return client.IgnoreNotFound(err)
-	}
-	waitFor(t, 30*time.Second, testenv)
+	waitFor(t, 30*time.Second, func() error { return gone(p) })
 	took := time.Since(start)
 	if took < 2*time.Second || took > 5*time.Second {
 		t.Errorf("deleting took %s; want the container's 2s after SIGTERM, well within the 5s grace period", took)

@@ -178,10 +178,12 @@ func (n *node) cleanup(t *testing.T) {
 			}
 		}
 	}
+	// A pod object goes once its agent stopped it and removed what it
+	// held; the runtime then lists nothing.
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		left, err := n.runtime.ListPods(ctx)
-		if err == nil && len(left) == 0 {
+		if err == nil && len(left) == 0 && n.podsInAPI() == 0 {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -191,6 +193,21 @@ func (n *node) cleanup(t *testing.T) {
 		t.Errorf("pods left in containerd after their deletion: %+v", left)
 	}
 	_ = n.runtime.Close()
+}
+
+// podsInAPI counts the pods bound to the node that the API still holds.
+func (n *node) podsInAPI() int {
+	pods := &skiffcorev1.PodList{}
+	if err := env.Client.List(context.Background(), pods); err != nil {
+		return -1
+	}
+	count := 0
+	for i := range pods.Items {
+		if pods.Items[i].Spec.NodeName == n.name {
+			count++
+		}
+	}
+	return count
 }
 
 // pod is a pod bound to the node.
