@@ -92,3 +92,16 @@ type ContainerStatus struct {
 	// not yet succeeded (status.containerStatuses[].started is false).
 	StartupPending bool
 }
+
+// Restarts reports whether a container that exited with code runs again
+// under the pod's restartPolicy: always, on failure only, or never.
+func Restarts(policy corev1.RestartPolicy, code int32) bool {
+	switch policy {
+	case corev1.RestartPolicyAlways:
+		return true
+	case corev1.RestartPolicyOnFailure:
+		return code != 0
+	default:
+		return false
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"skiff.dev/skiff/nodeagent"
 )
 
 // The kubelet's CrashLoopBackOff: a container that exits is restarted at
@@ -166,7 +168,7 @@ func (p *podPlan) regular(name string, init bool, policy corev1.RestartPolicy, o
 		return false
 	case o.State != stateExited:
 		return false
-	case !restarts(policy, o.ExitCode):
+	case !nodeagent.Restarts(policy, o.ExitCode):
 		return true
 	default:
 		p.restartAfterBackoff(name, init, o, now)
@@ -228,14 +230,3 @@ func isSidecar(c *corev1.Container) bool {
 	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
-// restarts reports whether a container that exited with code runs again.
-func restarts(policy corev1.RestartPolicy, code int32) bool {
-	switch policy {
-	case corev1.RestartPolicyAlways:
-		return true
-	case corev1.RestartPolicyOnFailure:
-		return code != 0
-	default:
-		return false
-	}
-}

@@ -261,7 +261,7 @@ func (c *container) advance(now time.Time, backoff time.Duration) time.Time {
 			}
 			c.state, c.finishedAt, c.exit = exited, end, c.exitCode
 		case exited:
-			if !restarts(c.policy, c.exit) {
+			if !nodeagent.Restarts(c.policy, c.exit) {
 				return time.Time{}
 			}
 			c.last = c.terminated()
@@ -271,17 +271,6 @@ func (c *container) advance(now time.Time, backoff time.Duration) time.Time {
 	}
 }
 
-// restarts reports whether a container that exited with code is run again.
-func restarts(policy corev1.RestartPolicy, code int32) bool {
-	switch policy {
-	case corev1.RestartPolicyAlways:
-		return true
-	case corev1.RestartPolicyOnFailure:
-		return code != 0
-	default:
-		return false
-	}
-}
 
 // status reports the container as the runtime sees it; false while it is
 // still being created.
