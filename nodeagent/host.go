@@ -37,6 +37,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/internal/recorder"
 )
 
 // Options configures a Host. Zero values take upstream's defaults.
@@ -170,7 +171,7 @@ func NewHost(cfg *rest.Config, opts Options) (*Host, error) {
 	h.mgr, h.client, h.reader = mgr, mgr.GetClient(), mgr.GetAPIReader()
 	for _, a := range h.agents {
 		if u, ok := a.runtime.(APIUser); ok {
-			u.UseAPI(h.client)
+			u.UseAPI(h.client, recorder.New(mgr, "kubelet"))
 			h.readsAPI = true
 		}
 	}

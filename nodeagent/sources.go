@@ -4,19 +4,20 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 )
 
-// APIUser is a Runtime that reads objects from the API for its pods: the
-// ConfigMaps and Secrets of their volumes and env. The host hands it its
-// cached client, and resyncs a pod when an object it uses changes, so that
-// an update reaches running pods within moments (the kubelet's can take a
-// minute).
+// APIUser is a Runtime that reads objects from the API for its pods (the
+// ConfigMaps and Secrets of their volumes and env) and records Events on
+// them. The host hands it its cached client and its Event recorder, and
+// resyncs a pod when an object it uses changes, so that an update reaches
+// running pods within moments (the kubelet's can take a minute).
 type APIUser interface {
-	UseAPI(c client.Reader)
+	UseAPI(c client.Reader, rec events.EventRecorder)
 }
 
 // podsUsing maps a changed ConfigMap or Secret to the hosted pods that use

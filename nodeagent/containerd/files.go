@@ -6,6 +6,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
@@ -21,8 +22,12 @@ type podFiles struct {
 }
 
 // UseAPI hands the runtime the agent's client, which it reads the pods'
-// ConfigMaps and Secrets with, for their volumes and env.
-func (r *Runtime) UseAPI(c client.Reader) {
+// ConfigMaps and Secrets with, for their volumes and env, and the recorder
+// it tells the pods' stories with.
+func (r *Runtime) UseAPI(c client.Reader, rec events.EventRecorder) {
+	r.mu.Lock()
+	r.events = rec
+	r.mu.Unlock()
 	reader := apiReader{c}
 	m := volumes.NewManager(r.podsDir(), reader)
 	m.Allocatable = r.cfg.Allocatable

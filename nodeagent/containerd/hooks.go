@@ -73,6 +73,8 @@ func (r *Runtime) preStop(ctx context.Context, pod *skiffcorev1.Pod, ctr contain
 	hctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	// A failed preStop hook does not stop the termination, as upstream.
-	_ = r.runHook(hctx, c.Lifecycle.PreStop, c, ctr.ID(), pod.Status.PodIP, grace)
+	if err := r.runHook(hctx, c.Lifecycle.PreStop, c, ctr.ID(), pod.Status.PodIP, grace); err != nil {
+		r.event(pod, corev1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
+	}
 	return max(grace-r.clock.Since(start), 0)
 }

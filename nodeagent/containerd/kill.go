@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
@@ -37,6 +38,7 @@ func (r *Runtime) KillPod(ctx context.Context, pod *skiffcorev1.Pod, grace time.
 		if rn.State == stateExited {
 			continue
 		}
+		r.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", name)
 		if sidecars[name] {
 			side = append(side, rn.ctr)
 		} else {

@@ -80,9 +80,12 @@ func (r *Runtime) killUnhealthy(ctx context.Context, pod *skiffcorev1.Pod, runs 
 		if rn == nil || rn.State != stateRunning {
 			continue
 		}
-		if failed, _ := r.probes.LivenessFailed(pod.UID, c.Name); !failed {
+		failed, msg := r.probes.LivenessFailed(pod.UID, c.Name)
+		if !failed {
 			continue
 		}
+		r.event(pod, corev1.EventTypeWarning, "Unhealthy", "%s", msg)
+		r.event(pod, corev1.EventTypeNormal, "Killing", "Container %s failed liveness probe, will be restarted", c.Name)
 		_ = r.stop(ctx, rn.ctr, pod, probeGrace(pod, c))
 		r.probes.RemoveContainer(pod.UID, c.Name)
 		killed = true

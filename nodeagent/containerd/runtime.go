@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
@@ -112,6 +113,7 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	notify func(nodeagent.RuntimePod)
+	events events.EventRecorder
 }
 
 var _ nodeagent.Runtime = &Runtime{}

@@ -83,10 +83,12 @@ func (r *Runtime) SyncPod(ctx context.Context, pod *skiffcorev1.Pod) (nodeagent.
 	for _, s := range plan.Start {
 		if err := r.start(ctx, pod, sb, s); err != nil {
 			failures[s.Name] = asStartError(err)
+			r.failedEvent(pod, failures[s.Name])
 			continue
 		}
 		started = true
 	}
+	r.backOffEvents(pod, plan)
 	for _, name := range plan.Kill {
 		if rn := runs.latest(name); rn != nil {
 			_ = r.stop(ctx, rn.ctr, pod, gracePeriod(pod, 0))
@@ -247,6 +249,7 @@ func (r *Runtime) start(ctx context.Context, pod *skiffcorev1.Pod, sb *sandbox, 
 		_, _ = task.Delete(ctx, containerd.WithProcessKill)
 		return &startError{reason: reasonRunContainerError, err: fmt.Errorf("starting container %q: %w", c.Name, err)}
 	}
+	r.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	if _, err := ctr.SetLabels(ctx, map[string]string{labelStartedAt: formatTime(r.clock.Now())}); err != nil {
 		return err
 	}
@@ -289,6 +292,7 @@ func (r *Runtime) create(ctx context.Context, pod *skiffcorev1.Pod, c *corev1.Co
 	if err != nil {
 		return nil, &startError{reason: reasonCreateContainerError, err: fmt.Errorf("creating container %q: %w", c.Name, err)}
 	}
+	r.event(pod, corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	return ctr, nil
 }
 
@@ -320,9 +324,19 @@ func plainEnv(c *corev1.Container) []string {
 // image returns a container's image, made present as its pull policy says.
 func (r *Runtime) image(ctx context.Context, pod *skiffcorev1.Pod, c *corev1.Container) (containerd.Image, error) {
 	if r.cfg.Images != nil {
+		_, presentErr := r.client.GetImage(ctx, normalizeImage(c.Image))
+		began := r.clock.Now()
+		if presentErr != nil {
+			r.event(pod, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+		}
 		img, err := r.cfg.Images.Ensure(ctx, r.client, pod, c)
 		if err != nil {
 			return nil, &startError{reason: imageReason(err), err: err, retryAt: r.cfg.Images.RetryAt(pod, c)}
+		}
+		if presentErr == nil {
+			r.event(pod, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+		} else {
+			r.event(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, r.clock.Since(began).Round(time.Millisecond))
 		}
 		return img, nil
 	}

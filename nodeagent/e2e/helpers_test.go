@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,4 +49,37 @@ func gone(p *skiffcorev1.Pod) error {
 		return fmt.Errorf("pod %s still there", p.Name)
 	}
 	return client.IgnoreNotFound(err)
+}
+
+// eventReasons lists the reasons and notes of the Events recorded on a pod.
+func eventReasons(p *skiffcorev1.Pod) (map[string]string, error) {
+	list := &eventsv1.EventList{}
+	if err := env.Client.List(context.Background(), list, client.InNamespace(p.Namespace)); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, e := range list.Items {
+		if e.Regarding.UID == p.UID {
+			out[e.Reason] = e.Note
+		}
+	}
+	return out, nil
+}
+
+// wantEvents waits until the pod has Events with each of reasons.
+func wantEvents(t *testing.T, p *skiffcorev1.Pod, reasons ...string) map[string]string {
+	t.Helper()
+	var got map[string]string
+	waitFor(t, 20*time.Second, func() (err error) {
+		if got, err = eventReasons(p); err != nil {
+			return err
+		}
+		for _, r := range reasons {
+			if _, ok := got[r]; !ok {
+				return fmt.Errorf("no %s Event on pod %s yet; has %v", r, p.Name, got)
+			}
+		}
+		return nil
+	})
+	return got
 }

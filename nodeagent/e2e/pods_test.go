@@ -67,6 +67,10 @@ func TestPodRunsAndAnswersOnItsIP(t *testing.T) {
 	if err != nil || !strings.Contains(envDump, "HOSTNAME="+p.Name) {
 		t.Errorf("env %q, %v: want HOSTNAME=%s", envDump, err, p.Name)
 	}
+	events := wantEvents(t, got, "Pulled", "Created", "Started")
+	if note := events["Pulled"]; note != `Container image "`+echo+`" already present on machine` {
+		t.Errorf("Pulled Event %q", note)
+	}
 }
 
 // TestCrashLoopBackOff: a container that keeps failing is restarted at
@@ -91,6 +95,7 @@ func TestCrashLoopBackOff(t *testing.T) {
 	if !strings.Contains(cs.State.Waiting.Message, "back-off 10s restarting failed container=main") {
 		t.Errorf("waiting message %q", cs.State.Waiting.Message)
 	}
+	wantEvents(t, got, "BackOff")
 }
 
 // TestOOMKilled: a container that goes over its memory limit is killed by
@@ -131,6 +136,10 @@ func TestLivenessProbeRestarts(t *testing.T) {
 	})
 	if last := containerStatus(got, "web").LastTerminationState.Terminated; last == nil {
 		t.Errorf("no lastState after a liveness restart")
+	}
+	events := wantEvents(t, got, "Unhealthy", "Killing")
+	if note := events["Unhealthy"]; !strings.Contains(note, "Liveness probe failed: HTTP probe failed with statuscode: 500") {
+		t.Errorf("Unhealthy Event %q", note)
 	}
 }
 
