@@ -229,4 +229,3 @@ func (p *podPlan) wake(at time.Time) {
 func isSidecar(c *corev1.Container) bool {
 	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
-

@@ -271,7 +271,6 @@ func (c *container) advance(now time.Time, backoff time.Duration) time.Time {
 	}
 }
 
-
 // status reports the container as the runtime sees it; false while it is
 // still being created.
 func (c *container) status() (nodeagent.ContainerStatus, bool) {
