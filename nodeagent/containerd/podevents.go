@@ -1,6 +1,8 @@
 package containerd
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 
@@ -26,10 +28,14 @@ func (r *Runtime) recorder() events.EventRecorder {
 }
 
 // backOffEvents says, for each container waiting out its crash back-off,
-// that it does, as the kubelet does on each sync (the recorder's spam
-// filter keeps that to a trickle).
-func (r *Runtime) backOffEvents(pod *skiffcorev1.Pod, plan podPlan) {
+// that it does, once per exit.
+func (r *Runtime) backOffEvents(pod *skiffcorev1.Pod, runs podRuns, plan podPlan) {
 	for name := range plan.BackingOff {
+		// Once per exit: a pass that learns nothing new says nothing.
+		key := fmt.Sprintf("%s/%s/%d", pod.UID, name, runs.latest(name).Attempt)
+		if _, told := r.backoffTold.LoadOrStore(key, true); told {
+			continue
+		}
 		r.event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", name, pod.Name, pod.Namespace, pod.UID)
 	}
 }

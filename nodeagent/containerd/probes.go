@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,12 @@ func (r *Runtime) trackPod(pod *skiffcorev1.Pod) {
 func (r *Runtime) untrackPod(uid types.UID) {
 	r.probes.RemovePod(uid)
 	r.pods.Delete(uid)
+	r.backoffTold.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), string(uid)+"/") {
+			r.backoffTold.Delete(k)
+		}
+		return true
+	})
 }
 
 // probeChanged tells the agent that one of a pod's probes changed its

@@ -110,6 +110,8 @@ type Runtime struct {
 	// pods it probes to their names.
 	probes *prober.Manager
 	pods   sync.Map
+	// backoffTold remembers the crash back-offs already reported.
+	backoffTold sync.Map
 
 	mu     sync.Mutex
 	notify func(nodeagent.RuntimePod)

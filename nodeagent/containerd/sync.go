@@ -88,7 +88,7 @@ func (r *Runtime) SyncPod(ctx context.Context, pod *skiffcorev1.Pod) (nodeagent.
 		}
 		started = true
 	}
-	r.backOffEvents(pod, plan)
+	r.backOffEvents(pod, runs, plan)
 	for _, name := range plan.Kill {
 		if rn := runs.latest(name); rn != nil {
 			_ = r.stop(ctx, rn.ctr, pod, gracePeriod(pod, 0))
@@ -326,7 +326,7 @@ func (r *Runtime) image(ctx context.Context, pod *skiffcorev1.Pod, c *corev1.Con
 	if r.cfg.Images != nil {
 		_, presentErr := r.client.GetImage(ctx, normalizeImage(c.Image))
 		began := r.clock.Now()
-		if presentErr != nil {
+		if presentErr != nil && !r.cfg.Images.RetryAt(pod, c).After(began) {
 			r.event(pod, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 		}
 		img, err := r.cfg.Images.Ensure(ctx, r.client, pod, c)
