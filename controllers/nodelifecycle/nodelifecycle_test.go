@@ -185,10 +185,14 @@ func TestUntoleratedTaintEvictsAtOnce(t *testing.T) {
 		return nil
 	})
 	// The controller stamped the admin's taint, as the apiserver does for
-	// built-in Nodes, and left the finished pod alone.
-	if noExecuteTimeAdded(t, getNode(t, node.Name)).IsZero() {
-		t.Fatal("the admin's NoExecute taint got no timeAdded")
-	}
+	// built-in Nodes (the eviction and the stamp are separate writes, in
+	// either order), and left the finished pod alone.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if noExecuteTimeAdded(t, getNode(t, node.Name)).IsZero() {
+			return errors.New("the admin's NoExecute taint got no timeAdded")
+		}
+		return nil
+	})
 	var got skiffcorev1.Pod
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(terminal), &got); err != nil {
 		t.Fatal(err)
