@@ -15,6 +15,7 @@ import (
 	"skiff.dev/skiff/controllers/deployment"
 	"skiff.dev/skiff/controllers/garbagecollector"
 	"skiff.dev/skiff/controllers/job"
+	"skiff.dev/skiff/controllers/localpath"
 	"skiff.dev/skiff/controllers/nodeipam"
 	"skiff.dev/skiff/controllers/nodelifecycle"
 	"skiff.dev/skiff/controllers/podgc"
@@ -56,6 +57,7 @@ var registry = []controller{
 	{"daemonset", func(m ctrl.Manager, _ Options) error { return daemonset.Setup(m) }},
 	{"job", func(m ctrl.Manager, _ Options) error { return job.Setup(m) }},
 	{"cronjob", func(m ctrl.Manager, _ Options) error { return cronjob.Setup(m) }},
+	{"localpath", func(m ctrl.Manager, _ Options) error { return localpath.Setup(m) }},
 }
 
 // Every controller emits Events, as upstream's do.
