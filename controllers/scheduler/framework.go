@@ -147,6 +147,10 @@ type PodInfo struct {
 
 	hardSpread []spreadConstraint
 	softSpread []spreadConstraint
+
+	// volumeNodeAffinity holds the node affinity of the pod's bound
+	// PersistentVolumes.
+	volumeNodeAffinity []nodeaffinity.RequiredNodeAffinity
 }
 
 // Key is the pod's namespace/name.

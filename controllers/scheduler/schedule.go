@@ -83,7 +83,7 @@ func newAlgorithm(cfg Config) *algorithm {
 	return &algorithm{
 		filters: []filterPlugin{
 			nodeReady{}, taintToleration{}, nodeAffinity{}, hostPorts{}, resourceFit{},
-			topologySpread{}, interPodAffinity{},
+			volumeBinding{}, topologySpread{}, interPodAffinity{},
 		},
 		scorers: []scorePlugin{
 			allocated{most: cfg.Scoring == MostAllocated}, nodeAffinity{}, interPodAffinity{}, topologySpread{},

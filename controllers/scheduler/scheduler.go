@@ -97,6 +97,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=pods/status,verbs=patch;update
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=scheduling.k8s.io,resources=priorityclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims;persistentvolumes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -314,7 +315,13 @@ func responsible(p *skiffcorev1.Pod) bool {
 
 func (s *Scheduler) podInfo(p *skiffcorev1.Pod) *PodInfo {
 	priority, never := s.priorities.resolve(p)
-	return NewPodInfo(p, priority, never)
+	pi := NewPodInfo(p, priority, never)
+	// Bounded: the first read of claims starts their informer, and a
+	// handler must not hang on it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pi.volumeNodeAffinity = volumeNodeAffinity(ctx, s.client, p)
+	return pi
 }
 
 // onPod sorts a pod into the cache (bound pods) or the queue (pending ones
