@@ -21,6 +21,7 @@ import (
 	"skiff.dev/skiff/controllers/podgc"
 	"skiff.dev/skiff/controllers/replicaset"
 	"skiff.dev/skiff/controllers/scheduler"
+	"skiff.dev/skiff/controllers/serviceip"
 	"skiff.dev/skiff/controllers/statefulset"
 )
 
@@ -34,6 +35,7 @@ type Options struct {
 	Scheduler     scheduler.Config
 	NodeLifecycle nodelifecycle.Config
 	NodeIPAM      nodeipam.Config
+	ServiceIP     serviceip.Config
 }
 
 // controller is one reconciler's registration: a name for errors and logs,
@@ -58,6 +60,7 @@ var registry = []controller{
 	{"job", func(m ctrl.Manager, _ Options) error { return job.Setup(m) }},
 	{"cronjob", func(m ctrl.Manager, _ Options) error { return cronjob.Setup(m) }},
 	{"localpath", func(m ctrl.Manager, _ Options) error { return localpath.Setup(m) }},
+	{"serviceip", func(m ctrl.Manager, o Options) error { return serviceip.Setup(m, o.ServiceIP) }},
 }
 
 // Every controller emits Events, as upstream's do.

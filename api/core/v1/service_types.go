@@ -22,7 +22,11 @@ type Service struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// Spec is the service's type, ports and selector, as in core/v1.
+	// Spec is the service's type, ports and selector, as in core/v1. The
+	// cluster IP is set once, by the user at create or by skiff's allocator
+	// right after, as upstream's apiserver refuses to change it; only a
+	// change to type ExternalName clears it.
+	// +kubebuilder:validation:XValidation:rule="!has(oldSelf.clusterIP) || oldSelf.clusterIP == '' || (has(self.type) && self.type == 'ExternalName') || (has(self.clusterIP) && self.clusterIP == oldSelf.clusterIP)",message="may not be changed once set",fieldPath=".clusterIP"
 	// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'ExternalName' || has(self.externalName)",message="spec.externalName is required when type is ExternalName",fieldPath=".externalName"
 	// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type == 'ExternalName' || (has(self.ports) && size(self.ports) > 0)",message="at least one port is required unless type is ExternalName",fieldPath=".ports"
 	Spec corev1.ServiceSpec `json:"spec,omitempty"`
