@@ -51,8 +51,9 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the API types an
 	go run ./hack/crd-upstream config/crd/bases
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
+generate: $(CONTROLLER_GEN) node-prereqs ## Generate the DeepCopy methods and the eBPF bindings (bpf2go, clang).
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+	go generate ./ebpf/...
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -64,8 +65,8 @@ vet: ## Run go vet.
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files differ from what is committed.
-	@git diff --exit-code --stat -- api config || { echo "generated files are stale: run 'make generate manifests' and commit the result"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- api config); if [ -n "$$untracked" ]; then echo "generated files are not committed: $$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- api config ebpf || { echo "generated files are stale: run 'make generate manifests' and commit the result"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api config ebpf); if [ -n "$$untracked" ]; then echo "generated files are not committed: $$untracked"; exit 1; fi
 
 .PHONY: test
 test: envtest-assets node-prereqs images $(KUSTOMIZE) vet ## Run every test: unit tests and the envtest suites against a real apiserver.
@@ -89,7 +90,7 @@ bench: envtest-assets build images node-prereqs ## Run the benchmarks and print 
 # What the node agent runs pods with, and what its end-to-end tests need:
 # containerd and runc, the CNI plugins in /usr/lib/cni, busybox for the test
 # images, and clang and bpftool for the eBPF programs.
-NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static clang llvm bpftool iproute2 iptables
+NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static clang llvm bpftool libbpf-dev iproute2 iptables nftables
 
 .PHONY: node-prereqs
 node-prereqs: ## Install the node's Debian packages when any is missing.
