@@ -1,0 +1,5 @@
+package dns
+
+// Listen binds UDP and TCP at one address, for the tests' fake upstream
+// resolver.
+var Listen = listen
