@@ -323,6 +323,10 @@ func (h *Host) Client() client.Client { return h.client }
 // Add runs r with the host, as its logs and exec server.
 func (h *Host) Add(r manager.Runnable) error { return h.mgr.Add(r) }
 
+// Manager is the host's manager, for controllers that serve its nodes
+// (the proxy).
+func (h *Host) Manager() manager.Manager { return h.mgr }
+
 // NodeNames lists the hosted nodes, sorted.
 func (h *Host) NodeNames() []string {
 	names := make([]string, 0, len(h.agents))

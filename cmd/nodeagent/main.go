@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,9 +22,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"skiff.dev/skiff/ebpf/lb"
 	"skiff.dev/skiff/nodeagent"
 	"skiff.dev/skiff/nodeagent/cni"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
+	"skiff.dev/skiff/nodeagent/proxy"
 	"skiff.dev/skiff/nodeagent/server"
 	"skiff.dev/skiff/nodeagent/simulated"
 )
@@ -41,6 +44,9 @@ type flags struct {
 	port           int
 	tlsCert        string
 	tlsKey         string
+	proxyMode      string
+	bpfPinDir      string
+	serviceCIDR    string
 	maxPods        int
 	systemReserved string
 
@@ -80,6 +86,9 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.IntVar(&f.port, "port", server.DefaultPort, "the HTTPS port for container logs and exec (--runtime=containerd); 0 serves none")
 	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "the serving certificate for --port (default: a self-signed one)")
 	fs.StringVar(&f.tlsKey, "tls-private-key-file", "", "the key of --tls-cert-file")
+	fs.StringVar(&f.proxyMode, "proxy-mode", "ebpf", "how Services are load balanced with --runtime=containerd: ebpf (cgroup socket hooks) or none")
+	fs.StringVar(&f.bpfPinDir, "bpf-pin-dir", lb.DefaultPinDir, "the bpffs directory the eBPF datapath is pinned in; it outlives the agent")
+	fs.StringVar(&f.serviceCIDR, "service-cidr", "10.96.0.0/16", "the Services' cluster IP range: unknown addresses in it are refused")
 	fs.IntVar(&f.maxPods, "max-pods", nodeagent.DefaultMaxPods, "how many pods this node takes")
 	fs.StringVar(&f.systemReserved, "system-reserved", "", "resources kept from pods, e.g. cpu=500m,memory=1Gi")
 
@@ -123,20 +132,23 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
-	if err := run(ctrl.SetupSignalHandler(), cfg, opts, serveLogsAndExec(f, rt)); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), cfg, opts, serveLogsAndExec(f, rt), runProxy(f, rt)); err != nil {
 		fmt.Fprintln(os.Stderr, "nodeagent:", err)
 		os.Exit(1)
 	}
 }
 
-// run hosts the nodes until ctx ends, with what serve adds to the host.
-func run(ctx context.Context, cfg *rest.Config, opts nodeagent.Options, serve func(*nodeagent.Host) error) error {
+// run hosts the nodes until ctx ends, with what each of extras adds to
+// the host.
+func run(ctx context.Context, cfg *rest.Config, opts nodeagent.Options, extras ...func(*nodeagent.Host) error) error {
 	host, err := nodeagent.NewHost(cfg, opts)
 	if err != nil {
 		return err
 	}
-	if err := serve(host); err != nil {
-		return err
+	for _, add := range extras {
+		if err := add(host); err != nil {
+			return err
+		}
 	}
 	ctrl.Log.WithName("setup").Info("starting the node agent", "nodes", len(opts.Nodes), "first", opts.Nodes[0].Name)
 	return host.Start(ctx)
@@ -157,6 +169,34 @@ func serveLogsAndExec(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Hos
 			return fmt.Errorf("--port: %w", err)
 		}
 		return host.Add(srv)
+	}
+}
+
+// runProxy loads the eBPF datapath at the cgroup2 root and keeps it equal
+// to the cluster's Services, for a host of real containers. The datapath
+// is pinned and outlives the agent: connections through it survive a
+// restart, and the next agent reconciles it.
+func runProxy(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Host) error {
+	return func(host *nodeagent.Host) error {
+		if rt == nil || f.proxyMode == "none" {
+			return nil
+		}
+		if f.proxyMode != "ebpf" {
+			return fmt.Errorf("--proxy-mode: unknown mode %q: use ebpf or none", f.proxyMode)
+		}
+		cidr, err := netip.ParsePrefix(f.serviceCIDR)
+		if err != nil {
+			return fmt.Errorf("--service-cidr: %w", err)
+		}
+		dp, err := lb.Open(f.bpfPinDir)
+		if err != nil {
+			return fmt.Errorf("--proxy-mode=ebpf: %w", err)
+		}
+		if err := dp.SetServiceCIDRs(cidr); err != nil {
+			return err
+		}
+		p := &proxy.Proxier{Client: host.Client(), Datapath: dp}
+		return p.Setup(host.Manager())
 	}
 }
 

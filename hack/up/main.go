@@ -202,6 +202,9 @@ func (u *up) stopAll() {
 			if err := u.stopPods(); err != nil {
 				fmt.Fprintf(os.Stderr, "skiff: stopping the pods' containers: %v\n", err)
 			}
+			if err := u.removeDatapath(); err != nil {
+				fmt.Fprintf(os.Stderr, "skiff: removing the eBPF datapath: %v\n", err)
+			}
 		}
 	}
 }

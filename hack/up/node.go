@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/containerd/containerd"
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"golang.org/x/sys/unix"
 	"github.com/containerd/containerd/namespaces"
 
+	"skiff.dev/skiff/ebpf/lb"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
 	"skiff.dev/skiff/nodeagent/images"
 )
@@ -93,7 +96,7 @@ func (u *up) runtimeArgs() []string {
 	}
 	root, _ := filepath.Abs(u.path("nodeagent"))
 	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge,
-		fmt.Sprintf("--port=%d", u.servePort)}
+		fmt.Sprintf("--port=%d", u.servePort), "--service-cidr=" + u.serviceCIDR, "--bpf-pin-dir=" + u.bpfPinDir()}
 }
 
 // stopPods stops every container in skiff's containerd namespace: SIGTERM,
@@ -145,4 +148,24 @@ func stopTask(ctx context.Context, client *containerd.Client, id string) {
 		<-exited
 	}
 	_, _ = task.Delete(ctx)
+}
+
+// bpfPinDir is where this cluster's node agent pins its eBPF datapath.
+func (u *up) bpfPinDir() string {
+	dir, _ := filepath.Abs(u.path("bpf"))
+	return dir
+}
+
+// removeDatapath detaches the node's eBPF datapath and unmounts its bpffs,
+// as the node shuts down: nothing of it is left attached to the machine.
+func (u *up) removeDatapath() error {
+	dir := u.bpfPinDir()
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	err := lb.Unpin(dir)
+	if uerr := unix.Unmount(dir, 0); uerr != nil && uerr != unix.EINVAL {
+		err = errors.Join(err, uerr)
+	}
+	return err
 }

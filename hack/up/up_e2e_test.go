@@ -40,7 +40,7 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		"--state-dir=" + state, "--bin=" + filepath.Join(root, "bin"), "--manager=" + managerBin,
 		"--nodeagent=" + agentBin, "--node-name=e2e-node",
 		// Apart from a `make up` that may run on this machine.
-		"--cni-bridge=skupe2e0", "--cluster-cidr=10.249.0.0/16",
+		"--cni-bridge=skupe2e0", "--cluster-cidr=10.249.0.0/16", "--service-cidr=10.97.0.0/16",
 		fmt.Sprintf("--port=%d", ports[0]), fmt.Sprintf("--etcd-port=%d", ports[1]), fmt.Sprintf("--manager-port=%d", ports[2]),
 		fmt.Sprintf("--nodeagent-port=%d", ports[3]), fmt.Sprintf("--nodeagent-serve-port=%d", ports[4]),
 	}
