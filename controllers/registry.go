@@ -13,6 +13,7 @@ import (
 	"skiff.dev/skiff/controllers/cronjob"
 	"skiff.dev/skiff/controllers/daemonset"
 	"skiff.dev/skiff/controllers/deployment"
+	"skiff.dev/skiff/controllers/endpointslice"
 	"skiff.dev/skiff/controllers/garbagecollector"
 	"skiff.dev/skiff/controllers/job"
 	"skiff.dev/skiff/controllers/localpath"
@@ -61,6 +62,7 @@ var registry = []controller{
 	{"cronjob", func(m ctrl.Manager, _ Options) error { return cronjob.Setup(m) }},
 	{"localpath", func(m ctrl.Manager, _ Options) error { return localpath.Setup(m) }},
 	{"serviceip", func(m ctrl.Manager, o Options) error { return serviceip.Setup(m, o.ServiceIP) }},
+	{"endpointslice", func(m ctrl.Manager, _ Options) error { return endpointslice.Setup(m) }},
 }
 
 // Every controller emits Events, as upstream's do.
