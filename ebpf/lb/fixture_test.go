@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,91 +14,18 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"skiff.dev/skiff/ebpf/lb"
-	"skiff.dev/skiff/internal/hosttest"
+	"skiff.dev/skiff/ebpf/lb/lbtest"
 )
 
 // The tests attach the datapath to a cgroup of their own and move the test
 // process into it, so the rest of the machine never sees their VIPs.
 var serviceCIDRs = []netip.Prefix{netip.MustParsePrefix("10.99.0.0/16"), netip.MustParsePrefix("fd00:99::/108")}
 
-// datapath is a load balancer attached to a test cgroup that holds the test
-// process.
-type datapath struct {
-	*lb.LoadBalancer
-	pinDir, cgroup string
-}
-
-// attach loads the datapath for one test and undoes everything at its end.
-func attach(t *testing.T) *datapath {
+// attach loads the datapath for one test, attached to a cgroup of the
+// test's own, and undoes everything at its end.
+func attach(t *testing.T) *lbtest.Datapath {
 	t.Helper()
-	hosttest.RequireRoot(t)
-	root, err := lb.CgroupRoot()
-	hosttest.Require(t, err == nil, fmt.Sprintf("a cgroup2 hierarchy (%v)", err))
-
-	cgroup := filepath.Join(root, fmt.Sprintf("skiff-lb-test-%d", os.Getpid()))
-	if err := os.Mkdir(cgroup, 0o755); err != nil {
-		t.Fatalf("creating test cgroup: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := os.Remove(cgroup); err != nil {
-			t.Errorf("removing test cgroup: %v", err)
-		}
-	})
-	enterCgroup(t, root, cgroup)
-
-	d := &datapath{pinDir: t.TempDir(), cgroup: cgroup}
-	t.Cleanup(func() {
-		if err := unix.Unmount(d.pinDir, 0); err != nil {
-			t.Errorf("unmounting the test bpffs: %v", err)
-		}
-	})
-	d.LoadBalancer = d.open(t)
-	t.Cleanup(func() {
-		if err := d.Remove(); err != nil {
-			t.Errorf("Remove: %v", err)
-		}
-	})
-	if err := d.SetServiceCIDRs(serviceCIDRs...); err != nil {
-		t.Fatalf("SetServiceCIDRs: %v", err)
-	}
-	return d
-}
-
-func (d *datapath) open(t *testing.T) *lb.LoadBalancer {
-	t.Helper()
-	l, err := lb.OpenCgroup(d.pinDir, d.cgroup)
-	if err != nil {
-		t.Fatalf("OpenCgroup (needs a kernel with BPF, BTF and cgroup sock_addr hooks): %v", err)
-	}
-	return l
-}
-
-// enterCgroup moves the whole test process into cgroup and back out at the
-// end of the test.
-func enterCgroup(t *testing.T, root, cgroup string) {
-	t.Helper()
-	own, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := root
-	for line := range strings.SplitSeq(string(own), "\n") {
-		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			home = filepath.Join(root, path)
-		}
-	}
-	move := func(dir string) error {
-		return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
-	}
-	if err := move(cgroup); err != nil {
-		t.Fatalf("moving the test process into %s: %v", cgroup, err)
-	}
-	t.Cleanup(func() {
-		if err := move(home); err != nil {
-			t.Errorf("moving the test process back to %s: %v", home, err)
-		}
-	})
+	return lbtest.Attach(t, serviceCIDRs...)
 }
 
 // backend is a TCP and UDP server on 127.0.0.1 that answers with its name

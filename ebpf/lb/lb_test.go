@@ -105,10 +105,10 @@ func TestRemoveDetaches(t *testing.T) {
 	if err := d.Remove(); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if n := attachedPrograms(t, d.cgroup, ebpf.AttachCGroupInet4Connect); n != 0 {
+	if n := attachedPrograms(t, d.Cgroup, ebpf.AttachCGroupInet4Connect); n != 0 {
 		t.Errorf("%d connect4 programs still attached after Remove", n)
 	}
-	pins, err := os.ReadDir(d.pinDir)
+	pins, err := os.ReadDir(d.PinDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,9 +308,9 @@ func TestRestartKeepsTheDatapath(t *testing.T) {
 	mustDial(t, "tcp4", vipTCP)
 
 	// The restarted agent finds the datapath as it was, attached once.
-	d.LoadBalancer = d.open(t)
+	d.Reopen(t)
 	for _, attach := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupUDP4Recvmsg} {
-		if n := attachedPrograms(t, d.cgroup, attach); n != 1 {
+		if n := attachedPrograms(t, d.Cgroup, attach); n != 1 {
 			t.Errorf("%d programs attached for %s after the restart, want 1", n, attach)
 		}
 	}

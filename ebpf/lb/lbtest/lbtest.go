@@ -18,9 +18,16 @@ import (
 	"skiff.dev/skiff/internal/hosttest"
 )
 
+// Datapath is a load balancer attached to a test cgroup that holds the
+// test process.
+type Datapath struct {
+	*lb.LoadBalancer
+	PinDir, Cgroup string
+}
+
 // Attach loads and attaches the datapath for one test, with cidrs as its
 // service CIDRs, and undoes everything when the test ends.
-func Attach(t *testing.T, cidrs ...netip.Prefix) *lb.LoadBalancer {
+func Attach(t *testing.T, cidrs ...netip.Prefix) *Datapath {
 	t.Helper()
 	hosttest.RequireRoot(t)
 	root, err := lb.CgroupRoot()
@@ -41,19 +48,28 @@ func Attach(t *testing.T, cidrs ...netip.Prefix) *lb.LoadBalancer {
 			t.Errorf("unmounting the test bpffs: %v", err)
 		}
 	})
-	l, err := lb.OpenCgroup(pins, cgroup)
-	if err != nil {
-		t.Fatalf("OpenCgroup (needs a kernel with BPF, BTF and cgroup sock_addr hooks): %v", err)
-	}
+	d := &Datapath{PinDir: pins, Cgroup: cgroup}
+	d.Reopen(t)
 	t.Cleanup(func() {
-		if err := l.Remove(); err != nil {
+		if err := d.Remove(); err != nil {
 			t.Errorf("removing the datapath: %v", err)
 		}
 	})
-	if err := l.SetServiceCIDRs(cidrs...); err != nil {
+	if err := d.SetServiceCIDRs(cidrs...); err != nil {
 		t.Fatalf("SetServiceCIDRs: %v", err)
 	}
-	return l
+	return d
+}
+
+// Reopen opens the datapath again over the same pins, as a restarted agent
+// does.
+func (d *Datapath) Reopen(t *testing.T) {
+	t.Helper()
+	l, err := lb.OpenCgroup(d.PinDir, d.Cgroup)
+	if err != nil {
+		t.Fatalf("OpenCgroup (needs a kernel with BPF, BTF and cgroup sock_addr hooks): %v", err)
+	}
+	d.LoadBalancer = l
 }
 
 // enter moves the whole test process into cgroup, and back home at the end.
