@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/ebpf/lb"
@@ -36,8 +37,8 @@ func Desired(services []skiffcorev1.Service, slices []skiffcorev1.EndpointSlice)
 	for i := range services {
 		svc := &services[i]
 		vip, err := netip.ParseAddr(svc.Spec.ClusterIP)
-		if err != nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
-			continue // no ClusterIP yet, headless, or a name only
+		if err != nil || svc.Spec.Type == corev1.ServiceTypeExternalName || refused(svc) {
+			continue // no ClusterIP yet, headless, a name only, or an address it was refused
 		}
 		for _, p := range svc.Spec.Ports {
 			proto, ok := protocol(p.Protocol)
@@ -52,6 +53,18 @@ func Desired(services []skiffcorev1.Service, slices []skiffcorev1.EndpointSlice)
 		}
 	}
 	return out
+}
+
+// refused reports whether the allocator refused the Service's requested
+// cluster IP (taken by another Service, or out of range): programming it
+// would steal the other Service's traffic.
+func refused(svc *skiffcorev1.Service) bool {
+	for _, c := range svc.Status.Conditions {
+		if c.Type == "ClusterIPAllocated" && c.Status == metav1.ConditionFalse {
+			return true
+		}
+	}
+	return false
 }
 
 // protocol maps a Service port's protocol onto the datapath's.

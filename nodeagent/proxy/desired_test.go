@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
@@ -78,6 +79,12 @@ func TestDesired(t *testing.T) {
 				return s
 			}()}, nil,
 			[]lb.Service{{VIP: vip, Port: 80, Proto: lb.TCP, Affinity: 3 * time.Hour}}},
+		{"a requested address the allocator refused is not programmed",
+			[]skiffcorev1.Service{func() skiffcorev1.Service {
+				s := service("thief", "10.96.0.10", http)
+				s.Status.Conditions = []metav1.Condition{{Type: "ClusterIPAllocated", Status: metav1.ConditionFalse, Reason: "ClusterIPTaken"}}
+				return s
+			}()}, nil, nil},
 		{"another Service's slices do not count",
 			[]skiffcorev1.Service{service("web", "10.96.0.10", http)},
 			[]skiffcorev1.EndpointSlice{slice("api", map[string]int32{"http": 8080}, ep{addr: "10.244.0.9", ready: yes})},
