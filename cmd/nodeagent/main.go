@@ -9,9 +9,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,11 +23,13 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"skiff.dev/skiff/ebpf/lb"
 	"skiff.dev/skiff/nodeagent"
 	"skiff.dev/skiff/nodeagent/cni"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
+	"skiff.dev/skiff/nodeagent/dns"
 	"skiff.dev/skiff/nodeagent/proxy"
 	"skiff.dev/skiff/nodeagent/server"
 	"skiff.dev/skiff/nodeagent/simulated"
@@ -47,6 +51,9 @@ type flags struct {
 	proxyMode      string
 	bpfPinDir      string
 	serviceCIDR    string
+	clusterDNS     string
+	clusterDomain  string
+	dnsPort        int
 	maxPods        int
 	systemReserved string
 
@@ -89,6 +96,9 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.StringVar(&f.proxyMode, "proxy-mode", "ebpf", "how Services are load balanced with --runtime=containerd: ebpf (cgroup socket hooks) or none")
 	fs.StringVar(&f.bpfPinDir, "bpf-pin-dir", lb.DefaultPinDir, "the bpffs directory the eBPF datapath is pinned in; it outlives the agent")
 	fs.StringVar(&f.serviceCIDR, "service-cidr", "10.96.0.0/16", "the Services' cluster IP range: unknown addresses in it are refused")
+	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "the kube-dns address pods use as their nameserver; the agent answers it on this node; empty gives pods the host's resolv.conf")
+	fs.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fs.IntVar(&f.dnsPort, "dns-port", 10053, "the port the agent's DNS server listens on, on the node's address; --cluster-dns:53 leads to it")
 	fs.IntVar(&f.maxPods, "max-pods", nodeagent.DefaultMaxPods, "how many pods this node takes")
 	fs.StringVar(&f.systemReserved, "system-reserved", "", "resources kept from pods, e.g. cpu=500m,memory=1Gi")
 
@@ -132,7 +142,7 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
-	if err := run(ctrl.SetupSignalHandler(), cfg, opts, serveLogsAndExec(f, rt), runProxy(f, rt)); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), cfg, opts, serveLogsAndExec(f, rt), serveDNS(f, rt, opts), runProxy(f, rt, opts)); err != nil {
 		fmt.Fprintln(os.Stderr, "nodeagent:", err)
 		os.Exit(1)
 	}
@@ -176,7 +186,7 @@ func serveLogsAndExec(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Hos
 // to the cluster's Services, for a host of real containers. The datapath
 // is pinned and outlives the agent: connections through it survive a
 // restart, and the next agent reconciles it.
-func runProxy(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Host) error {
+func runProxy(f *flags, rt *skiffcontainerd.Runtime, opts nodeagent.Options) func(*nodeagent.Host) error {
 	return func(host *nodeagent.Host) error {
 		if rt == nil || f.proxyMode == "none" {
 			return nil
@@ -195,8 +205,61 @@ func runProxy(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Host) error
 		if err := dp.SetServiceCIDRs(cidr); err != nil {
 			return err
 		}
-		p := &proxy.Proxier{Client: host.Client(), Datapath: dp}
+		static, err := dnsServices(f, opts.Nodes[0].InternalIP)
+		if err != nil {
+			return err
+		}
+		p := &proxy.Proxier{Client: host.Client(), Datapath: dp, Static: static}
 		return p.Setup(host.Manager())
+	}
+}
+
+// dnsServices sends the kube-dns address, UDP and TCP port 53, to this
+// node's own DNS server: every node answers its pods' queries itself, with
+// no hop to another node (upstream needs NodeLocal DNSCache for that).
+func dnsServices(f *flags, nodeIP string) ([]lb.Service, error) {
+	if f.clusterDNS == "" {
+		return nil, nil
+	}
+	vip, err := netip.ParseAddr(f.clusterDNS)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-dns: %w", err)
+	}
+	node, err := netip.ParseAddr(nodeIP)
+	if err != nil {
+		return nil, fmt.Errorf("the node's address %q: %w", nodeIP, err)
+	}
+	backend := []netip.AddrPort{netip.AddrPortFrom(node, uint16(f.dnsPort))}
+	return []lb.Service{
+		{VIP: vip, Port: 53, Proto: lb.UDP, Backends: backend},
+		{VIP: vip, Port: 53, Proto: lb.TCP, Backends: backend},
+	}, nil
+}
+
+// serveDNS runs the cluster DNS server on the node's address, for a host of
+// real containers whose pods use --cluster-dns.
+func serveDNS(f *flags, rt *skiffcontainerd.Runtime, opts nodeagent.Options) func(*nodeagent.Host) error {
+	return func(host *nodeagent.Host) error {
+		if rt == nil || f.clusterDNS == "" {
+			return nil
+		}
+		hostConf, _ := os.ReadFile("/etc/resolv.conf")
+		srv, err := dns.New(dns.Config{
+			Addr:     net.JoinHostPort(opts.Nodes[0].InternalIP, strconv.Itoa(f.dnsPort)),
+			Domain:   f.clusterDomain,
+			Upstream: dns.ParseResolvConf(hostConf).Upstreams(),
+			Source:   dns.ReaderSource{Reader: host.Client()},
+		})
+		if err != nil {
+			return fmt.Errorf("--dns-port: %w", err)
+		}
+		if err := host.Add(srv); err != nil {
+			return err
+		}
+		// Rebuild the zone when Services, slices or pods change.
+		return host.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			return dns.NotifyOnChange(ctx, host.Manager().GetCache(), srv.Changed)
+		}))
 	}
 }
 
@@ -317,13 +380,20 @@ func containerdRuntime(f *flags, node nodeagent.NodeConfig) (*skiffcontainerd.Ru
 	if err != nil {
 		return nil, fmt.Errorf("--runtime=containerd: pod network: %w", err)
 	}
+	clusterDNS := f.clusterDNS
+	if f.proxyMode == "none" {
+		// Nothing would lead the kube-dns address to the agent's server.
+		clusterDNS = ""
+	}
 	rt, err := skiffcontainerd.New(skiffcontainerd.Config{
-		Network:     network,
-		Address:     f.containerd,
-		Namespace:   f.ctrNamespace,
-		Dir:         f.rootDir,
-		Images:      skiffcontainerd.PullImages(clock.RealClock{}),
-		Allocatable: node.Allocatable,
+		Network:       network,
+		ClusterDNS:    clusterDNS,
+		ClusterDomain: f.clusterDomain,
+		Address:       f.containerd,
+		Namespace:     f.ctrNamespace,
+		Dir:           f.rootDir,
+		Images:        skiffcontainerd.PullImages(clock.RealClock{}),
+		Allocatable:   node.Allocatable,
 	}, node.InternalIP)
 	if err != nil {
 		return nil, fmt.Errorf("--runtime=containerd: %w", err)

@@ -75,6 +75,7 @@ func (u *up) startManager() (*child, error) {
 		"--kubeconfig="+u.path("manager.kubeconfig"),
 		"--leader-elect", "--leader-election-namespace=skiff-system",
 		"--cluster-cidr="+u.clusterCIDR,
+		"--service-cluster-ip-range="+u.serviceCIDR,
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", u.managerPort+1),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", u.managerPort))
 	if err != nil {

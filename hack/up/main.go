@@ -29,6 +29,7 @@ type up struct {
 	managerPort  int
 	agentPort    int
 	servePort    int
+	dnsPort      int
 	serviceCIDR  string
 	manager      string
 	nodeAgent    string
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&u.manager, "manager", "bin/manager", "the manager binary; empty to start none")
 	flag.IntVar(&u.agentPort, "nodeagent-port", 18082, "the node agent's health port on 127.0.0.1")
 	flag.IntVar(&u.servePort, "nodeagent-serve-port", 10250, "the node agent's HTTPS port for container logs and exec")
+	flag.IntVar(&u.dnsPort, "nodeagent-dns-port", 10053, "the port of the node agent's DNS server, on the node's address")
 	flag.StringVar(&u.nodeAgent, "nodeagent", "bin/nodeagent", "the node agent binary; empty to start none")
 	flag.StringVar(&u.nodeName, "node-name", defaultNodeName(), "the name of this machine's Node")
 	flag.StringVar(&u.samples, "samples", "config/samples", "kustomization applied once the cluster is up; empty for none")
@@ -118,6 +120,7 @@ func (u *up) bringUp() error {
 		{"installing the CRDs", u.installCRDs},
 		{"granting the manager and the node agent their roles", u.grantManager},
 		{"starting the manager", u.optional(u.manager, u.track(u.startManager))},
+		{"creating the kube-dns Service", u.optional(u.manager, u.applyKubeDNS)},
 		{"starting containerd", u.forContainerd(u.track(u.startContainerd))},
 		{"loading the test images into containerd", u.forContainerd(u.loadImages)},
 		{"starting the node agent", u.optional(u.nodeAgent, u.track(u.startNodeAgent))},
@@ -204,6 +207,9 @@ func (u *up) stopAll() {
 			}
 			if err := u.removeDatapath(); err != nil {
 				fmt.Fprintf(os.Stderr, "skiff: removing the eBPF datapath: %v\n", err)
+			}
+			if err := u.unmountNodeState(); err != nil {
+				fmt.Fprintf(os.Stderr, "skiff: unmounting the pods' namespaces and volumes: %v\n", err)
 			}
 		}
 	}

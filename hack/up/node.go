@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	"golang.org/x/sys/unix"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/moby/sys/mountinfo"
 
 	"skiff.dev/skiff/ebpf/lb"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
@@ -96,7 +98,8 @@ func (u *up) runtimeArgs() []string {
 	}
 	root, _ := filepath.Abs(u.path("nodeagent"))
 	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge,
-		fmt.Sprintf("--port=%d", u.servePort), "--service-cidr=" + u.serviceCIDR, "--bpf-pin-dir=" + u.bpfPinDir()}
+		fmt.Sprintf("--port=%d", u.servePort), "--service-cidr=" + u.serviceCIDR, "--bpf-pin-dir=" + u.bpfPinDir(),
+		"--cluster-dns=" + u.clusterDNS(), fmt.Sprintf("--dns-port=%d", u.dnsPort)}
 }
 
 // stopPods stops every container in skiff's containerd namespace: SIGTERM,
@@ -168,4 +171,28 @@ func (u *up) removeDatapath() error {
 		err = errors.Join(err, uerr)
 	}
 	return err
+}
+
+// unmountNodeState unmounts what the node agent mounted under the state
+// directory (pods' network namespaces, memory-backed volumes), as a
+// machine's shutdown does: the next node agent sets them up again, and
+// the state directory can be removed.
+func (u *up) unmountNodeState() error {
+	root, err := filepath.Abs(u.path("nodeagent"))
+	if err != nil {
+		return err
+	}
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(root))
+	if err != nil {
+		return err
+	}
+	// Deepest first, so that nested mounts go before their parents.
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	var errs []error
+	for _, m := range mounts {
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", m.Mountpoint, err))
+		}
+	}
+	return errors.Join(errs...)
 }

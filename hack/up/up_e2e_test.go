@@ -34,7 +34,7 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 	build(t, root, managerBin, "./cmd/manager")
 	build(t, root, agentBin, "./cmd/nodeagent")
 
-	ports := freePorts(t, 5)
+	ports := freePorts(t, 6)
 	state := filepath.Join(work, "state")
 	args := []string{
 		"--state-dir=" + state, "--bin=" + filepath.Join(root, "bin"), "--manager=" + managerBin,
@@ -42,7 +42,7 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		// Apart from a `make up` that may run on this machine.
 		"--cni-bridge=skupe2e0", "--cluster-cidr=10.249.0.0/16", "--service-cidr=10.97.0.0/16",
 		fmt.Sprintf("--port=%d", ports[0]), fmt.Sprintf("--etcd-port=%d", ports[1]), fmt.Sprintf("--manager-port=%d", ports[2]),
-		fmt.Sprintf("--nodeagent-port=%d", ports[3]), fmt.Sprintf("--nodeagent-serve-port=%d", ports[4]),
+		fmt.Sprintf("--nodeagent-port=%d", ports[3]), fmt.Sprintf("--nodeagent-serve-port=%d", ports[4]), fmt.Sprintf("--nodeagent-dns-port=%d", ports[5]),
 	}
 	kubectl := func(args ...string) (string, error) {
 		out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), append([]string{"--kubeconfig=" + filepath.Join(state, "kubeconfig")}, args...)...).CombinedOutput()

@@ -52,6 +52,11 @@ type Config struct {
 	// Allocatable is the node's allocatable resources, which env and
 	// downward API volumes report for containers without limits.
 	Allocatable corev1.ResourceList
+	// ClusterDNS is the nameserver pods with dnsPolicy ClusterFirst use
+	// (the kube-dns Service's address), and ClusterDomain the cluster's
+	// DNS domain. Without ClusterDNS, pods get the host's resolv.conf.
+	ClusterDNS    string
+	ClusterDomain string
 	// Images makes a container's image present, as its imagePullPolicy
 	// says; nil uses only images already in containerd.
 	Images Images

@@ -11,6 +11,7 @@ import (
 	"github.com/distribution/reference"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
+	"skiff.dev/skiff/nodeagent/dns"
 )
 
 // ClusterDomain is the DNS domain of the cluster's Services and pods.
@@ -52,9 +53,9 @@ func (r *Runtime) sandbox(ctx context.Context, pod *skiffcorev1.Pod) (*sandbox, 
 	}
 	sb.Hosts, sb.HostnameFile, sb.ResolvConf = filepath.Join(dir, "hosts"), filepath.Join(dir, "hostname"), filepath.Join(dir, "resolv.conf")
 	files := map[string][]byte{
-		sb.Hosts:        hostsFile(pod, sb.IP, sb.Hostname),
+		sb.Hosts:        hostsFile(pod, sb.IP, sb.Hostname, r.clusterDomain()),
 		sb.HostnameFile: []byte(sb.Hostname + "\n"),
-		sb.ResolvConf:   hostResolvConf(),
+		sb.ResolvConf:   dns.ResolvConf(pod, r.cfg.ClusterDNS, r.clusterDomain(), hostResolvConf()),
 	}
 	for path, body := range files {
 		if err := writeIfChanged(path, body); err != nil {
@@ -80,14 +81,14 @@ func podHostname(pod *skiffcorev1.Pod) string {
 // hostsFile is the pod's /etc/hosts, as the kubelet writes it: localhost,
 // the pod's own name (fully qualified when it has a subdomain), and its
 // hostAliases.
-func hostsFile(pod *skiffcorev1.Pod, ip, hostname string) []byte {
+func hostsFile(pod *skiffcorev1.Pod, ip, hostname, domain string) []byte {
 	var b bytes.Buffer
 	b.WriteString("# Kubernetes-managed hosts file (skiff).\n")
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	b.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
 	if ip != "" && !pod.Spec.HostNetwork {
 		if sub := pod.Spec.Subdomain; sub != "" {
-			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.%s\t%s\n", ip, hostname, sub, pod.Namespace, ClusterDomain, hostname)
+			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.%s\t%s\n", ip, hostname, sub, pod.Namespace, domain, hostname)
 		} else {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, hostname)
 		}
@@ -101,14 +102,23 @@ func hostsFile(pod *skiffcorev1.Pod, ip, hostname string) []byte {
 	return b.Bytes()
 }
 
-// hostResolvConf is the host's resolver configuration, which pods use
-// until cluster DNS arrives.
-func hostResolvConf() []byte {
+// hostResolvConf is the host's resolver configuration, which pods with
+// dnsPolicy Default (or hostNetwork) use, and whose search domains
+// ClusterFirst pods inherit.
+func hostResolvConf() dns.ResolvConfig {
 	b, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
-		return nil
+		return dns.ResolvConfig{}
 	}
-	return b
+	return dns.ParseResolvConf(b)
+}
+
+// clusterDomain is the cluster's DNS domain.
+func (r *Runtime) clusterDomain() string {
+	if r.cfg.ClusterDomain != "" {
+		return r.cfg.ClusterDomain
+	}
+	return ClusterDomain
 }
 
 // writeIfChanged writes a file only when its content differs, so that a

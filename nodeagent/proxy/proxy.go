@@ -29,6 +29,10 @@ type Datapath interface {
 type Proxier struct {
 	Client   client.Reader
 	Datapath Datapath
+	// Static are services the agent serves itself, such as the node-local
+	// cluster DNS behind the kube-dns address; they win over a Service
+	// with the same address and port.
+	Static []lb.Service
 }
 
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=services;endpointslices,verbs=get;list;watch
@@ -64,7 +68,7 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	if err := p.Client.List(ctx, slices); err != nil {
 		return err
 	}
-	return Apply(p.Datapath, Desired(svcs.Items, slices.Items))
+	return Apply(p.Datapath, withStatic(Desired(svcs.Items, slices.Items), p.Static))
 }
 
 // Apply makes the datapath hold exactly the desired services: it writes
@@ -88,6 +92,25 @@ func Apply(dp Datapath, desired []lb.Service) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withStatic adds the static services to desired, replacing any desired
+// entry with the same address, port and protocol.
+func withStatic(desired, static []lb.Service) []lb.Service {
+	if len(static) == 0 {
+		return desired
+	}
+	override := map[string]bool{}
+	for _, s := range static {
+		override[key(s)] = true
+	}
+	out := make([]lb.Service, 0, len(desired)+len(static))
+	for _, s := range desired {
+		if !override[key(s)] {
+			out = append(out, s)
+		}
+	}
+	return append(out, static...)
 }
 
 func key(s lb.Service) string { return fmt.Sprintf("%s/%d/%d", s.VIP, s.Port, s.Proto) }
