@@ -14,9 +14,9 @@ import (
 
 	"github.com/containerd/containerd"
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
-	"golang.org/x/sys/unix"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/ebpf/lb"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
