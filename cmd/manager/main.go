@@ -23,6 +23,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/controllers"
+	"skiff.dev/skiff/controllers/serviceip"
 )
 
 // flags are the manager's command-line settings. --kubeconfig is registered
@@ -87,8 +88,8 @@ func bindControllerFlags(fs *flag.FlagSet, o *controllers.Options) {
 	fs.Int64Var(&o.NodeLifecycle.DefaultTolerationSeconds, "default-toleration-seconds", 300, "how long pods without their own toleration stay on a not-ready or unreachable node")
 	fs.StringVar(&o.NodeIPAM.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range every node's podCIDR is carved from")
 	fs.IntVar(&o.NodeIPAM.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "the prefix length of each node's podCIDR")
-	fs.StringVar(&o.ServiceIP.ServiceClusterIPRange, "service-cluster-ip-range", "10.96.0.0/16", "the range every Service's cluster IP comes from")
-	fs.StringVar(&o.ServiceIP.ServiceNodePortRange, "service-node-port-range", "30000-32767", "the range of node ports, FIRST-LAST")
+	fs.StringVar(&o.ServiceIP.ServiceClusterIPRange, "service-cluster-ip-range", serviceip.DefaultClusterIPRange, "the range every Service's cluster IP comes from")
+	fs.StringVar(&o.ServiceIP.ServiceNodePortRange, "service-node-port-range", serviceip.DefaultNodePortRange, "the range of node ports, FIRST-LAST")
 }
 
 func main() {

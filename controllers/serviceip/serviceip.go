@@ -34,11 +34,19 @@ import (
 // Config is the allocator's configuration, kube-apiserver's flags of the
 // same names.
 type Config struct {
-	// ServiceClusterIPRange is the CIDR cluster IPs come from.
+	// ServiceClusterIPRange is the CIDR cluster IPs come from
+	// (DefaultClusterIPRange when empty).
 	ServiceClusterIPRange string
-	// ServiceNodePortRange is the node port range, "30000-32767".
+	// ServiceNodePortRange is the node port range (DefaultNodePortRange
+	// when empty).
 	ServiceNodePortRange string
 }
+
+// Upstream's defaults for the two ranges, as kube-apiserver's flags have.
+const (
+	DefaultClusterIPRange = "10.96.0.0/16"
+	DefaultNodePortRange  = "30000-32767"
+)
 
 const (
 	// Finalizer holds a Service until its cluster IP and node ports are
@@ -73,6 +81,12 @@ func defaultOptions() options { return options{retryFull: 30 * time.Second} }
 func Setup(mgr ctrl.Manager, cfg Config) error { return setup(mgr, cfg, defaultOptions()) }
 
 func setup(mgr ctrl.Manager, cfg Config, opts options) error {
+	if cfg.ServiceClusterIPRange == "" {
+		cfg.ServiceClusterIPRange = DefaultClusterIPRange
+	}
+	if cfg.ServiceNodePortRange == "" {
+		cfg.ServiceNodePortRange = DefaultNodePortRange
+	}
 	ips, err := parseIPRange(cfg.ServiceClusterIPRange)
 	if err != nil {
 		return err
