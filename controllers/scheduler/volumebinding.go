@@ -58,4 +58,3 @@ func volumeNodeAffinity(ctx context.Context, c client.Reader, pod *skiffcorev1.P
 	}
 	return out
 }
-
