@@ -84,6 +84,7 @@ bench: envtest-assets build images node-prereqs ## Run the benchmarks and print 
 	go run ./hack/bench -bin $(LOCALBIN) -scenario scale -nodes 1000 -pods 10000 -replicas 1000
 	go run ./hack/bench -bin $(LOCALBIN) -scenario rollout -nodes 100 -replicas 1000
 	go run ./hack/bench -bin $(LOCALBIN) -scenario pods -pods 30
+	go run ./hack/bench -bin $(LOCALBIN) -scenario services -requests 5000
 
 ##@ Node prerequisites
 

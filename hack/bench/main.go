@@ -4,7 +4,7 @@
 // scenario's figures as a Markdown table. `make bench` runs it after the Go
 // benchmarks.
 //
-// Usage: go run ./hack/bench [-scenario scale|rollout|pods] [-nodes N] [-pods N] [-replicas N]
+// Usage: go run ./hack/bench [-scenario scale|rollout|pods|services] [-nodes N] [-pods N] [-replicas N] [-requests N]
 package main
 
 import (
@@ -28,14 +28,16 @@ type options struct {
 	pods     int
 	replicas int
 	workers  int
+	requests int
 	timeout  time.Duration
 }
 
 // scenarios are the benchmarks by name, each printing its own table.
 var scenarios = map[string]func(context.Context, options) (table, error){
-	"scale":   runScale,
-	"rollout": runRollout,
-	"pods":    runPods,
+	"scale":    runScale,
+	"rollout":  runRollout,
+	"pods":     runPods,
+	"services": runServices,
 }
 
 func main() {
@@ -46,8 +48,17 @@ func main() {
 	flag.IntVar(&o.pods, "pods", 10000, "pods, created through ReplicaSets")
 	flag.IntVar(&o.replicas, "replicas", 1000, "pods per ReplicaSet (scale) or in the Deployment (rollout)")
 	flag.IntVar(&o.workers, "workers", 16, "concurrent writers for the raw apiserver rate (the scheduler's bind workers)")
+	flag.IntVar(&o.requests, "requests", 5000, "connect+GET requests per path (services)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "how long a scenario may take")
 	flag.Parse()
+	if *scenario == "backend" {
+		// The services scenario's backend, run inside its network namespace.
+		if err := serveBackend(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	run, ok := scenarios[*scenario]
 	if !ok {

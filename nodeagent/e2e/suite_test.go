@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -193,6 +195,10 @@ func (n *node) cleanup(t *testing.T) {
 		t.Errorf("pods left in containerd after their deletion: %+v", left)
 	}
 	_ = n.runtime.Close()
+	// The node's bridge is the one thing its pods' teardown leaves.
+	if out, err := exec.Command("ip", "link", "del", n.bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
+		t.Errorf("deleting the bridge %s: %v: %s", n.bridge, err, out)
+	}
 }
 
 // podsInAPI counts the pods bound to the node that the API still holds.
