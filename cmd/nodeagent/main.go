@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"skiff.dev/skiff/ebpf/lb"
+	"skiff.dev/skiff/ebpf/nodeport"
 	"skiff.dev/skiff/nodeagent"
 	"skiff.dev/skiff/nodeagent/cni"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
@@ -54,6 +55,7 @@ type flags struct {
 	clusterDNS     string
 	clusterDomain  string
 	dnsPort        int
+	nodePortTable  string
 	maxPods        int
 	systemReserved string
 
@@ -98,6 +100,7 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.StringVar(&f.serviceCIDR, "service-cidr", "10.96.0.0/16", "the Services' cluster IP range: unknown addresses in it are refused")
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "the kube-dns address pods use as their nameserver; the agent answers it on this node; empty gives pods the host's resolv.conf")
 	fs.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fs.StringVar(&f.nodePortTable, "nodeport-table", nodeport.DefaultTable, "the nftables table NodePorts are kept in; empty serves none")
 	fs.IntVar(&f.dnsPort, "dns-port", 10053, "the port the agent's DNS server listens on, on the node's address; --cluster-dns:53 leads to it")
 	fs.IntVar(&f.maxPods, "max-pods", nodeagent.DefaultMaxPods, "how many pods this node takes")
 	fs.StringVar(&f.systemReserved, "system-reserved", "", "resources kept from pods, e.g. cpu=500m,memory=1Gi")
@@ -209,7 +212,7 @@ func runProxy(f *flags, rt *skiffcontainerd.Runtime, opts nodeagent.Options) fun
 		if err != nil {
 			return err
 		}
-		p := &proxy.Proxier{Client: host.Client(), Datapath: dp, Static: static}
+		p := &proxy.Proxier{Client: host.Client(), Datapath: dp, Static: static, NodePortTable: f.nodePortTable}
 		return p.Setup(host.Manager())
 	}
 }

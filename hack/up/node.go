@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/ebpf/lb"
+	"skiff.dev/skiff/ebpf/nodeport"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
 	"skiff.dev/skiff/nodeagent/images"
 )
@@ -99,7 +100,7 @@ func (u *up) runtimeArgs() []string {
 	root, _ := filepath.Abs(u.path("nodeagent"))
 	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge,
 		fmt.Sprintf("--port=%d", u.servePort), "--service-cidr=" + u.serviceCIDR, "--bpf-pin-dir=" + u.bpfPinDir(),
-		"--cluster-dns=" + u.clusterDNS(), fmt.Sprintf("--dns-port=%d", u.dnsPort)}
+		"--cluster-dns=" + u.clusterDNS(), fmt.Sprintf("--dns-port=%d", u.dnsPort), "--nodeport-table=" + u.nodePortTable()}
 }
 
 // stopPods stops every container in skiff's containerd namespace: SIGTERM,
@@ -159,6 +160,10 @@ func (u *up) bpfPinDir() string {
 	return dir
 }
 
+// nodePortTable is the nftables table of this cluster's node ports, named
+// after its bridge so that two clusters on one machine keep apart.
+func (u *up) nodePortTable() string { return "skiff_nodeport_" + u.cniBridge }
+
 // removeDatapath detaches the node's eBPF datapath and unmounts its bpffs,
 // as the node shuts down: nothing of it is left attached to the machine.
 func (u *up) removeDatapath() error {
@@ -166,7 +171,7 @@ func (u *up) removeDatapath() error {
 	if _, err := os.Stat(dir); err != nil {
 		return nil
 	}
-	err := lb.Unpin(dir)
+	err := errors.Join(lb.Unpin(dir), nodeport.Delete(u.nodePortTable()))
 	if uerr := unix.Unmount(dir, 0); uerr != nil && uerr != unix.EINVAL {
 		err = errors.Join(err, uerr)
 	}

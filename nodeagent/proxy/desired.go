@@ -15,6 +15,7 @@ import (
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/ebpf/lb"
+	"skiff.dev/skiff/ebpf/nodeport"
 )
 
 // defaultAffinityTimeout is upstream's ClientIP affinity timeout (3 hours).
@@ -26,13 +27,7 @@ const defaultAffinityTimeout = 10800 * time.Second
 // ready the serving-and-terminating ones carry the traffic, so that a
 // rollout's last pods still answer while they drain. It is pure.
 func Desired(services []skiffcorev1.Service, slices []skiffcorev1.EndpointSlice) []lb.Service {
-	bySvc := map[string][]*skiffcorev1.EndpointSlice{}
-	for i := range slices {
-		s := &slices[i]
-		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-			bySvc[s.Namespace+"/"+name] = append(bySvc[s.Namespace+"/"+name], s)
-		}
-	}
+	bySvc := slicesByService(slices)
 	var out []lb.Service
 	for i := range services {
 		svc := &services[i]
@@ -53,6 +48,40 @@ func Desired(services []skiffcorev1.Service, slices []skiffcorev1.EndpointSlice)
 		}
 	}
 	return out
+}
+
+// NodePorts computes the node ports from the same Services and slices:
+// each port of a NodePort or LoadBalancer Service, with the same backends
+// its cluster IP has.
+func NodePorts(services []skiffcorev1.Service, slices []skiffcorev1.EndpointSlice) []nodeport.NodePort {
+	bySvc := slicesByService(slices)
+	var out []nodeport.NodePort
+	for i := range services {
+		svc := &services[i]
+		if svc.Spec.Type != corev1.ServiceTypeNodePort && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		for _, p := range svc.Spec.Ports {
+			proto, ok := protocol(p.Protocol)
+			if !ok || p.NodePort == 0 {
+				continue
+			}
+			out = append(out, nodeport.NodePort{Port: uint16(p.NodePort), Proto: proto, Backends: backends(bySvc[svc.Namespace+"/"+svc.Name], p)})
+		}
+	}
+	return out
+}
+
+// slicesByService groups EndpointSlices by their Service, "namespace/name".
+func slicesByService(slices []skiffcorev1.EndpointSlice) map[string][]*skiffcorev1.EndpointSlice {
+	bySvc := map[string][]*skiffcorev1.EndpointSlice{}
+	for i := range slices {
+		s := &slices[i]
+		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
+			bySvc[s.Namespace+"/"+name] = append(bySvc[s.Namespace+"/"+name], s)
+		}
+	}
+	return bySvc
 }
 
 // refused reports whether the allocator refused the Service's requested

@@ -13,6 +13,7 @@ import (
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/ebpf/lb"
+	"skiff.dev/skiff/ebpf/nodeport"
 )
 
 func service(name, ip string, ports ...corev1.ServicePort) skiffcorev1.Service {
@@ -96,5 +97,23 @@ func TestDesired(t *testing.T) {
 				t.Errorf("Desired:\n got %+v\nwant %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestNodePorts(t *testing.T) {
+	http := corev1.ServicePort{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, NodePort: 30080}
+	noPort := corev1.ServicePort{Name: "metrics", Port: 9090, Protocol: corev1.ProtocolTCP}
+	nodePort := func(name string, ports ...corev1.ServicePort) skiffcorev1.Service {
+		s := service(name, "10.96.0.20", ports...)
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		return s
+	}
+	got := NodePorts(
+		[]skiffcorev1.Service{nodePort("web", http, noPort), service("internal", "10.96.0.21", http)},
+		[]skiffcorev1.EndpointSlice{slice("web", map[string]int32{"http": 8080, "metrics": 9090}, ep{addr: "10.244.0.7", ready: ptr.To(true)})},
+	)
+	want := []nodeport.NodePort{{Port: 30080, Proto: lb.TCP, Backends: []netip.AddrPort{netip.MustParseAddrPort("10.244.0.7:8080")}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("NodePorts:\n got %+v\nwant %+v (only NodePort Services' ports that have a node port)", got, want)
 	}
 }

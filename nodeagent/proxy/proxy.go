@@ -13,6 +13,7 @@ import (
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/ebpf/lb"
+	"skiff.dev/skiff/ebpf/nodeport"
 )
 
 // Datapath is what the proxy programs: ebpf/lb's LoadBalancer.
@@ -33,6 +34,9 @@ type Proxier struct {
 	// cluster DNS behind the kube-dns address; they win over a Service
 	// with the same address and port.
 	Static []lb.Service
+	// NodePortTable is the nftables table the node ports are kept in;
+	// empty serves none.
+	NodePortTable string
 }
 
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=services;endpointslices,verbs=get;list;watch
@@ -68,7 +72,11 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	if err := p.Client.List(ctx, slices); err != nil {
 		return err
 	}
-	return Apply(p.Datapath, withStatic(Desired(svcs.Items, slices.Items), p.Static))
+	err := Apply(p.Datapath, withStatic(Desired(svcs.Items, slices.Items), p.Static))
+	if p.NodePortTable != "" {
+		err = errors.Join(err, nodeport.Sync(p.NodePortTable, NodePorts(svcs.Items, slices.Items)))
+	}
+	return err
 }
 
 // Apply makes the datapath hold exactly the desired services: it writes
