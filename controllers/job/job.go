@@ -118,6 +118,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if job.DeletionTimestamp != nil {
 		return ctrl.Result{}, r.releaseAll(ctx, &job, pods)
 	}
+	// Whether the Job was already finishing as read: only then are its pods
+	// deleted (step 6). A sync that decides the outcome writes it first, so
+	// that a later sync can never read a Job without it once its pods are
+	// going, and create their replacements.
+	finishingAsRead := finishingCondition(&job.Status) != nil
 	if isFinished(&job.Status) {
 		if err := r.releaseAll(ctx, &job, pods); err != nil {
 			return ctrl.Result{}, err
@@ -230,11 +235,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// 6. Create or delete pods.
 	var manageErr error
 	if target := finishingCondition(status); target != nil {
-		manageErr = r.deletePods(ctx, &job, active)
-		active = nil
-		if len(terminating) == 0 && len(held) == 0 && len(release) == 0 && noneUncounted(status) {
+		if finishingAsRead {
+			manageErr = r.deletePods(ctx, &job, active)
+			active = nil
+		}
+		switch {
+		case len(active) > 0:
+			// The outcome is written below; the next sync, which reads
+			// it, deletes the pods.
+			requeue = time.Millisecond
+		case len(terminating) == 0 && len(held) == 0 && len(release) == 0 && noneUncounted(status):
 			finish(status, target, nowMeta)
-		} else {
+		default:
 			requeue = time.Second // wait for the last pods' finalizers
 		}
 	} else if suspended {
