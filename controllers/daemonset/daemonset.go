@@ -118,12 +118,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if ds.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	selector, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-	if err == nil && selector.Empty() {
-		err = errors.New("an empty selector would select every pod in the namespace")
-	}
-	if err != nil {
-		r.Recorder.Eventf(&ds, nil, corev1.EventTypeWarning, "InvalidSelector", "Sync", "Invalid selector: %v", err)
+	selector, ok := controllerref.Selector(r.Recorder, &ds, ds.Spec.Selector)
+	if !ok {
 		return ctrl.Result{}, nil
 	}
 

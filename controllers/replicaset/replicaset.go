@@ -107,14 +107,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if rs.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	selector, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
-	if err == nil && selector.Empty() {
-		err = errors.New("an empty selector would select every pod in the namespace")
-	}
-	if err != nil {
-		// The API refuses such a selector; an old object may still have
-		// one. Retrying cannot help: the ReplicaSet waits for an edit.
-		r.Recorder.Eventf(&rs, nil, corev1.EventTypeWarning, "InvalidSelector", "Sync", "Invalid selector: %v", err)
+	selector, ok := controllerref.Selector(r.Recorder, &rs, rs.Spec.Selector)
+	if !ok {
 		return ctrl.Result{}, nil
 	}
 

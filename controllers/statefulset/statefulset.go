@@ -97,12 +97,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	set = *set.DeepCopy()
-	selector, err := metav1.LabelSelectorAsSelector(set.Spec.Selector)
-	if err == nil && selector.Empty() {
-		err = errors.New("an empty selector would select every pod in the namespace")
-	}
-	if err != nil {
-		r.Recorder.Eventf(&set, nil, corev1.EventTypeWarning, "InvalidSelector", "Sync", "Invalid selector: %v", err)
+	selector, ok := controllerref.Selector(r.Recorder, &set, set.Spec.Selector)
+	if !ok {
 		return ctrl.Result{}, nil
 	}
 
