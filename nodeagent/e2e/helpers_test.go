@@ -52,24 +52,27 @@ func gone(p *skiffcorev1.Pod) error {
 }
 
 // eventReasons lists the reasons and notes of the Events recorded on a pod.
-func eventReasons(p *skiffcorev1.Pod) (map[string]string, error) {
+func eventReasons(p *skiffcorev1.Pod) (map[string][]string, error) {
 	list := &eventsv1.EventList{}
 	if err := env.Client.List(context.Background(), list, client.InNamespace(p.Namespace)); err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	out := map[string][]string{}
 	for _, e := range list.Items {
 		if e.Regarding.UID == p.UID {
-			out[e.Reason] = e.Note
+			out[e.Reason] = append(out[e.Reason], e.Note)
 		}
 	}
 	return out, nil
 }
 
-// wantEvents waits until the pod has Events with each of reasons.
-func wantEvents(t *testing.T, p *skiffcorev1.Pod, reasons ...string) map[string]string {
+// wantEvents waits until the pod has Events with each of reasons, and
+// returns the notes of every Event by reason: one reason can have several
+// Events with different notes (a probe that timed out once and then
+// failed with a status code, say).
+func wantEvents(t *testing.T, p *skiffcorev1.Pod, reasons ...string) map[string][]string {
 	t.Helper()
-	var got map[string]string
+	var got map[string][]string
 	waitFor(t, 20*time.Second, func() (err error) {
 		if got, err = eventReasons(p); err != nil {
 			return err
@@ -82,4 +85,22 @@ func wantEvents(t *testing.T, p *skiffcorev1.Pod, reasons ...string) map[string]
 		return nil
 	})
 	return got
+}
+
+// wantEventNote waits until the pod has an Event with reason whose note
+// contains substr.
+func wantEventNote(t *testing.T, p *skiffcorev1.Pod, reason, substr string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, func() error {
+		got, err := eventReasons(p)
+		if err != nil {
+			return err
+		}
+		for _, note := range got[reason] {
+			if strings.Contains(note, substr) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s Event on pod %s says %q; has %q", reason, p.Name, substr, got[reason])
+	})
 }
