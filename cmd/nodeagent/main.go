@@ -44,6 +44,10 @@ type flags struct {
 	runtime        string
 	containerd     string
 	ctrNamespace   string
+	cgroupRoot     string
+	proxyCgroup    string
+	clusterCIDR    string
+	podnetTable    string
 	rootDir        string
 	cniBridge      string
 	port           int
@@ -90,6 +94,10 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.StringVar(&f.runtime, "runtime", "simulated", "the container runtime: containerd (real containers) or simulated")
 	fs.StringVar(&f.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd's socket, for --runtime=containerd")
 	fs.StringVar(&f.ctrNamespace, "containerd-namespace", skiffcontainerd.DefaultNamespace, "the containerd namespace skiff's containers live in")
+	fs.StringVar(&f.cgroupRoot, "cgroup-root", skiffcontainerd.DefaultCgroupRoot, "the cgroup the pods' cgroups live under, in every hierarchy")
+	fs.StringVar(&f.proxyCgroup, "proxy-cgroup", "/", "the cgroup2 directory (from the cgroup2 mount) the eBPF Service hooks attach to: / covers host processes and every pod; a node that shares the machine with others passes its --cgroup-root, so that its Services apply to its own pods")
+	fs.StringVar(&f.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range of every node's podCIDR: the agent routes to other nodes' podCIDRs and masquerades pod traffic leaving it")
+	fs.StringVar(&f.podnetTable, "podnet-table", "skiff_podnet", "the nftables table of the pods' masquerade rule")
 	fs.StringVar(&f.rootDir, "root-dir", "/var/lib/skiff/nodeagent", "where the agent keeps pod files, volumes, container logs and network state")
 	fs.StringVar(&f.cniBridge, "cni-bridge", cni.DefaultBridge, "the Linux bridge pods are attached to")
 	fs.IntVar(&f.port, "port", server.DefaultPort, "the HTTPS port for container logs and exec (--runtime=containerd); 0 serves none")
@@ -201,7 +209,7 @@ func runProxy(f *flags, rt *skiffcontainerd.Runtime, opts nodeagent.Options) fun
 		if err != nil {
 			return fmt.Errorf("--service-cidr: %w", err)
 		}
-		dp, err := lb.Open(f.bpfPinDir)
+		dp, err := openDatapath(f)
 		if err != nil {
 			return fmt.Errorf("--proxy-mode=ebpf: %w", err)
 		}
@@ -215,6 +223,23 @@ func runProxy(f *flags, rt *skiffcontainerd.Runtime, opts nodeagent.Options) fun
 		p := &proxy.Proxier{Client: host.Client(), Datapath: dp, Static: static, NodePortTable: f.nodePortTable}
 		return p.Setup(host.Manager())
 	}
+}
+
+// openDatapath loads the eBPF datapath and attaches it to --proxy-cgroup,
+// which it creates when it is a node's own cgroup root.
+func openDatapath(f *flags) (*lb.LoadBalancer, error) {
+	if f.proxyCgroup == "/" || f.proxyCgroup == "" {
+		return lb.Open(f.bpfPinDir)
+	}
+	root, err := lb.CgroupRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, f.proxyCgroup)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--proxy-cgroup: %w", err)
+	}
+	return lb.OpenCgroup(f.bpfPinDir, dir)
 }
 
 // dnsServices sends the kube-dns address, UDP and TCP port 53, to this
@@ -394,6 +419,7 @@ func containerdRuntime(f *flags, node nodeagent.NodeConfig) (*skiffcontainerd.Ru
 		ClusterDomain: f.clusterDomain,
 		Address:       f.containerd,
 		Namespace:     f.ctrNamespace,
+		CgroupRoot:    f.cgroupRoot,
 		Dir:           f.rootDir,
 		Images:        skiffcontainerd.PullImages(clock.RealClock{}),
 		Allocatable:   node.Allocatable,

@@ -26,8 +26,7 @@ const maxBridgeName = 15
 // RenderConfList renders skiff's pod network for one node: the bridge plugin
 // gives each pod a veth on bridge, an IPv4 address from podCIDR (host-local,
 // which keeps its leases under ipamDataDir) and a default route through the
-// bridge, which is the pods' gateway and masquerades what leaves the node;
-// portmap then publishes the pod's hostPorts. mtu 0 keeps the bridge
+// bridge, which is the pods' gateway; portmap then publishes the pod's hostPorts. mtu 0 keeps the bridge
 // plugin's default. forceAddress lets a new podCIDR replace the bridge's old
 // gateway address instead of failing every ADD; pods of the old range then
 // lose their way off the node until they are recreated, which only happens
@@ -57,9 +56,13 @@ func RenderConfList(podCIDR, bridge string, mtu int, ipamDataDir string) ([]byte
 				Bridge:       bridge,
 				IsGateway:    true,
 				ForceAddress: true,
-				IPMasq:       true,
-				HairpinMode:  true,
-				MTU:          mtu,
+				// No masquerade here: the bridge plugin's would NAT
+				// pod-to-pod traffic between nodes too, with a chain per
+				// pod. The agent masquerades only what leaves the cluster
+				// (nodeagent/podnet).
+				IPMasq:      false,
+				HairpinMode: true,
+				MTU:         mtu,
 				IPAM: hostLocalIPAM{
 					Type:    "host-local",
 					Ranges:  [][]ipamRange{{{Subnet: subnet}}},

@@ -15,7 +15,7 @@ func TestRenderConfList(t *testing.T) {
       "bridge": "skiff0",
       "isGateway": true,
       "forceAddress": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "mtu": 1450,
       "ipam": {

@@ -449,8 +449,8 @@ func TestFailedSetupIsUndone(t *testing.T) {
 	t.Parallel()
 	tn := newTestNetwork(t, 24)
 	pod := testPod(t, "bad-port")
-	// portmap rejects the port after the bridge plugin has made the veth,
-	// leased an address and added the masquerade rule.
+	// portmap rejects the port after the bridge plugin has made the veth
+	// and leased an address.
 	_, err := tn.Setup(context.Background(), pod, []PortMapping{{HostPort: 70000, ContainerPort: 80}})
 	if err == nil {
 		t.Fatalf("Setup with hostPort 70000 succeeded")
@@ -485,20 +485,7 @@ func TestTeardownOfAnAddCutShort(t *testing.T) {
 	pod := testPod(t, "cut-short")
 	res := tn.setup(t, pod)
 	// Make it look like an agent that died inside the bridge plugin's ADD:
-	// veth, address and lease made, but no masquerade rule yet and no
-	// libcni cache.
-	sum := sha512.Sum512([]byte(NetworkName + pod.UID))
-	chain := "CNI-" + hex.EncodeToString(sum[:])[:24]
-	comment := fmt.Sprintf("name: %q id: %q", NetworkName, pod.UID)
-	for _, args := range [][]string{
-		{"-t", "nat", "-D", "POSTROUTING", "-s", res.IP.String(), "-j", chain, "-m", "comment", "--comment", comment},
-		{"-t", "nat", "-F", chain},
-		{"-t", "nat", "-X", chain},
-	} {
-		if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
-			t.Fatalf("iptables %v: %v: %s", args, err, out)
-		}
-	}
+	// veth, address and lease made, but no libcni cache.
 	caches, err := filepath.Glob(filepath.Join(tn.cacheDir(), "results", "*"+pod.UID+"*"))
 	if err != nil || len(caches) != 2 {
 		t.Fatalf("libcni cache files of the pod = %v, %v; want loopback's and the conflist's", caches, err)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -34,6 +35,9 @@ import (
 // in, apart from anything else the daemon runs.
 const DefaultNamespace = "skiff"
 
+// DefaultCgroupRoot is the cgroup skiff's pods live under.
+const DefaultCgroupRoot = "/skiff"
+
 // Config says where the runtime finds containerd and keeps its files, and
 // which parts set up a pod's network, volumes and images.
 type Config struct {
@@ -41,6 +45,10 @@ type Config struct {
 	Address string
 	// Namespace is the containerd namespace (DefaultNamespace).
 	Namespace string
+	// CgroupRoot is the cgroup the pods' cgroups live under, in every
+	// hierarchy (DefaultCgroupRoot). Nodes that share a machine each
+	// have their own, which their eBPF datapath attaches to.
+	CgroupRoot string
 	// Dir holds the pods' files (hosts, resolv.conf) and logs.
 	Dir string
 	// Network gives pods their network namespace and address. Nil runs
@@ -133,6 +141,12 @@ func New(cfg Config, hostIP string) (*Runtime, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = DefaultCgroupRoot
+	}
+	if !filepath.IsAbs(cfg.CgroupRoot) {
+		return nil, fmt.Errorf("containerd runtime: Config.CgroupRoot %q must be an absolute cgroup path", cfg.CgroupRoot)
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("containerd runtime: Config.Dir must name a directory for pod files and logs")
@@ -249,7 +263,7 @@ func (r *Runtime) RemovePod(ctx context.Context, uid types.UID) error {
 	if r.cfg.Files != nil {
 		errs = append(errs, r.cfg.Files.Teardown(ctx, uid))
 	}
-	errs = append(errs, os.RemoveAll(r.podDir(uid)), r.removeLogs(ctx, uid), removePodCgroups(uid))
+	errs = append(errs, os.RemoveAll(r.podDir(uid)), r.removeLogs(ctx, uid), r.removePodCgroups(uid))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -312,14 +326,14 @@ func (r *Runtime) LogPath(pod *skiffcorev1.Pod, container string, attempt int) s
 
 // cgroupParent is the cgroup every container of a pod lives under, so that
 // the pod's cgroups can be found and removed together.
-func cgroupParent(uid types.UID) string {
-	return "/skiff/pod" + strings.ReplaceAll(string(uid), "-", "_")
+func (r *Runtime) cgroupParent(uid types.UID) string {
+	return path.Join(r.cfg.CgroupRoot, "pod"+strings.ReplaceAll(string(uid), "-", "_"))
 }
 
 // removePodCgroups removes the pod's cgroup in every v1 hierarchy (runc
 // removes each container's own, not their parent).
-func removePodCgroups(uid types.UID) error {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent(uid)))
+func (r *Runtime) removePodCgroups(uid types.UID) error {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", r.cgroupParent(uid)))
 	var errs []error
 	for _, d := range dirs {
 		if err := os.Remove(d); err != nil && !os.IsNotExist(err) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,18 @@ func TestMain(m *testing.M) {
 }
 
 const busyboxImage = "skiff.dev/test/busybox:v1"
+
+// testCgroupRoot is the cgroup the tests' pods live under.
+const testCgroupRoot = "/skiff-runtime-test"
+
+// removeTestCgroupRoot removes the tests' cgroup root from every hierarchy
+// once its pods are gone (a cgroup with pods left is not removed).
+func removeTestCgroupRoot() {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", testCgroupRoot))
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
+}
 
 // runtimeEnv is a private containerd with skiff's test images, and a
 // runtime on it without a pod network (pods share the host's).
@@ -55,11 +68,14 @@ func startRuntime(t *testing.T) *runtimeEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Stop() })
-	rt, err := New(Config{Address: d.Address, Dir: filepath.Join(dir, "agent")}, "127.0.0.1")
+	// A cgroup root of the tests' own, as each node of a multi-node
+	// machine has.
+	rt, err := New(Config{Address: d.Address, Dir: filepath.Join(dir, "agent"), CgroupRoot: testCgroupRoot}, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rt.Close() })
+	t.Cleanup(removeTestCgroupRoot) // after removeAll: cleanups run last first
 	t.Cleanup(func() { removeAll(t, rt) })
 	if _, err := images.Import(namespaces.WithNamespace(ctx, DefaultNamespace), rt.Client(), tarball); err != nil {
 		t.Fatal(err)
@@ -242,11 +258,15 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	pod := newPod("gone", corev1.RestartPolicyAlways, "while true; do sleep 1; done")
 	pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: mustQuantity("64Mi")}
 	syncUntil(t, e.rt, pod, 30*time.Second, running)
-	cgroups, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent(pod.UID)))
-	if len(cgroups) == 0 {
-		t.Fatalf("no cgroup %s for the running pod", cgroupParent(pod.UID))
+	cgroups, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.rt.cgroupParent(pod.UID)))
+	unified := filepath.Join("/sys/fs/cgroup/unified", e.rt.cgroupParent(pod.UID))
+	if !strings.HasPrefix(e.rt.cgroupParent(pod.UID), testCgroupRoot+"/") || !slices.Contains(cgroups, unified) {
+		t.Errorf("the pod's cgroups %v: want %s among them, under the cgroup root %s, where a node's eBPF datapath attaches", cgroups, unified, testCgroupRoot)
 	}
-	limit, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cgroupParent(pod.UID), containerID(string(pod.UID), "main", 0), "memory.limit_in_bytes"))
+	if len(cgroups) == 0 {
+		t.Fatalf("no cgroup %s for the running pod", e.rt.cgroupParent(pod.UID))
+	}
+	limit, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.rt.cgroupParent(pod.UID), containerID(string(pod.UID), "main", 0), "memory.limit_in_bytes"))
 	if err != nil || strings.TrimSpace(string(limit)) != "67108864" {
 		t.Errorf("memory limit %q, %v; want 64Mi", limit, err)
 	}
@@ -261,7 +281,7 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	if err != nil || len(cs) != 0 {
 		t.Errorf("containers left: %d, %v", len(cs), err)
 	}
-	if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupParent(pod.UID))); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.rt.cgroupParent(pod.UID))); len(left) != 0 {
 		t.Errorf("cgroups left: %v", left)
 	}
 	if fileExists(e.rt.podDir(pod.UID)) {

@@ -34,7 +34,7 @@ func (r *Runtime) specOpts(pod *skiffcorev1.Pod, c *corev1.Container, sb *sandbo
 		oci.WithEnv(append([]string{"HOSTNAME=" + sb.Hostname}, env...)),
 		oci.WithHostname(sb.Hostname),
 		oci.WithMounts(append(etcMounts(sb), mounts...)),
-		oci.WithCgroup(cgroupParent(pod.UID)+"/"+id),
+		oci.WithCgroup(r.cgroupParent(pod.UID)+"/"+id),
 	)
 	if sb.NetNS != "" {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: sb.NetNS}))
