@@ -75,7 +75,7 @@ func nft(script string) error {
 
 // Ruleset renders the table for ports. The dnat happens in prerouting for
 // packets to a local address, so it applies to traffic from other hosts and
-// from pods, and conntrack keeps every later packet of the flow on the same
+// from pods, and in output for the node's own processes; conntrack keeps every later packet of the flow on the same
 // backend.
 func Ruleset(table string, ports []NodePort) (string, error) {
 	ports = slices.Clone(ports)
@@ -104,6 +104,12 @@ func Ruleset(table string, ports []NodePort) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", table)
 	fmt.Fprintf(&b, "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tfib daddr type local jump nodeports\n\t}\n")
+	// Connections the node opens itself to its own address skip
+	// prerouting. Loopback addresses are left alone: a packet from lo
+	// DNATed to a pod would be dropped as martian.
+	fmt.Fprintf(&b, "\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tmeta nfproto ipv4 ip daddr != 127.0.0.0/8 fib daddr type local jump nodeports\n")
+	fmt.Fprintf(&b, "\t\tmeta nfproto ipv6 ip6 daddr != ::1 fib daddr type local jump nodeports\n\t}\n")
 	fmt.Fprintf(&b, "\tchain nodeports {\n")
 	for _, r := range dnat {
 		fmt.Fprintf(&b, "\t\t%s\n", r)

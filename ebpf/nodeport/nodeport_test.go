@@ -74,6 +74,14 @@ func TestExternalTrafficReachesABackend(t *testing.T) {
 		}
 	})
 
+	t.Run("the node itself reaches a backend through its own address", func(t *testing.T) {
+		greeting := dialGreeting(t, hostOutside+":32701")
+		name, peer, _ := strings.Cut(greeting, " ")
+		if host, _, _ := net.SplitHostPort(peer); !strings.HasPrefix(name, "backend-") || host != hostPod {
+			t.Errorf("greeting %q: want a backend that saw the node's address %s", greeting, hostPod)
+		}
+	})
+
 	t.Run("UDP replies come from the node port", func(t *testing.T) {
 		inNetns(t, outsideNS, func() struct{} {
 			c, err := net.ListenUDP("udp4", nil)

@@ -30,6 +30,11 @@ const exampleRuleset = `table inet test {
 		type nat hook prerouting priority dstnat; policy accept;
 		fib daddr type local jump nodeports
 	}
+	chain output {
+		type nat hook output priority -100; policy accept;
+		meta nfproto ipv4 ip daddr != 127.0.0.0/8 fib daddr type local jump nodeports
+		meta nfproto ipv6 ip6 daddr != ::1 fib daddr type local jump nodeports
+	}
 	chain nodeports {
 		meta nfproto ipv4 udp dport 30053 meta mark set meta mark or 0x100000 dnat ip addr . port to numgen random mod 1 map { 0 : 10.244.1.7 . 53 }
 		meta nfproto ipv4 tcp dport 30080 meta mark set meta mark or 0x100000 dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.1.5 . 8080, 1 : 10.244.2.9 . 8080 }
