@@ -207,6 +207,14 @@ func testAdoptAndRelease(t *testing.T) {
 		}
 		return nil
 	})
+	// status.replicas was 2 before the release too: wait for the
+	// replacement itself (orphan, foreign and two owned pods).
+	testenv.Eventually(t, timeout, func() error {
+		if n := countPods(t, ns); n != 4 {
+			return fmt.Errorf("%d pods in the namespace, want 4: the released pod's replacement is not there yet", n)
+		}
+		return nil
+	})
 	waitStatus(t, rs, func(s appsv1.ReplicaSetStatus) bool { return s.Replicas == 2 })
 	if owned := assertOwnedPods(t, rs, 2); slices.Contains(podNames(owned), "orphan") {
 		t.Fatalf("owned pods %v still include the released pod", podNames(owned))
