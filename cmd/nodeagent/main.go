@@ -31,6 +31,7 @@ import (
 	"skiff.dev/skiff/nodeagent/cni"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
 	"skiff.dev/skiff/nodeagent/dns"
+	"skiff.dev/skiff/nodeagent/podnet"
 	"skiff.dev/skiff/nodeagent/proxy"
 	"skiff.dev/skiff/nodeagent/server"
 	"skiff.dev/skiff/nodeagent/simulated"
@@ -97,7 +98,7 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", skiffcontainerd.DefaultCgroupRoot, "the cgroup the pods' cgroups live under, in every hierarchy")
 	fs.StringVar(&f.proxyCgroup, "proxy-cgroup", "/", "the cgroup2 directory (from the cgroup2 mount) the eBPF Service hooks attach to: / covers host processes and every pod; a node that shares the machine with others passes its --cgroup-root, so that its Services apply to its own pods")
 	fs.StringVar(&f.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range of every node's podCIDR: the agent routes to other nodes' podCIDRs and masquerades pod traffic leaving it")
-	fs.StringVar(&f.podnetTable, "podnet-table", "skiff_podnet", "the nftables table of the pods' masquerade rule")
+	fs.StringVar(&f.podnetTable, "podnet-table", podnet.DefaultTable, "the nftables table of the pods' masquerade rule")
 	fs.StringVar(&f.rootDir, "root-dir", "/var/lib/skiff/nodeagent", "where the agent keeps pod files, volumes, container logs and network state")
 	fs.StringVar(&f.cniBridge, "cni-bridge", cni.DefaultBridge, "the Linux bridge pods are attached to")
 	fs.IntVar(&f.port, "port", server.DefaultPort, "the HTTPS port for container logs and exec (--runtime=containerd); 0 serves none")
@@ -153,7 +154,7 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
-	if err := run(ctrl.SetupSignalHandler(), cfg, opts, serveLogsAndExec(f, rt), serveDNS(f, rt, opts), runProxy(f, rt, opts)); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), cfg, opts, serveLogsAndExec(f, rt), serveDNS(f, rt, opts), runProxy(f, rt, opts), runPodNetwork(f, rt)); err != nil {
 		fmt.Fprintln(os.Stderr, "nodeagent:", err)
 		os.Exit(1)
 	}
@@ -222,6 +223,23 @@ func runProxy(f *flags, rt *skiffcontainerd.Runtime, opts nodeagent.Options) fun
 		}
 		p := &proxy.Proxier{Client: host.Client(), Datapath: dp, Static: static, NodePortTable: f.nodePortTable}
 		return p.Setup(host.Manager())
+	}
+}
+
+// runPodNetwork keeps this node's part of the pod network, for a host of
+// real containers: routes to the other nodes' pods (host-gw) and the
+// masquerade of pod traffic leaving the cluster.
+func runPodNetwork(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Host) error {
+	return func(host *nodeagent.Host) error {
+		if rt == nil {
+			return nil
+		}
+		cidr, err := netip.ParsePrefix(f.clusterCIDR)
+		if err != nil {
+			return fmt.Errorf("--cluster-cidr: %w", err)
+		}
+		network := &podnet.Network{NodeName: f.nodeName, ClusterCIDR: cidr, Table: f.podnetTable, Bridge: f.cniBridge}
+		return network.Setup(host.Manager())
 	}
 }
 

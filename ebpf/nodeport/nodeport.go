@@ -48,6 +48,14 @@ func Sync(table string, ports []NodePort) error {
 	if err != nil {
 		return err
 	}
+	return Replace(table, ruleset)
+}
+
+// Replace makes the inet table hold exactly ruleset, a `table inet <table>
+// { ... }` block, in one nftables transaction. It is shared with the other
+// parts of the node agent that keep an nftables table of their own (the
+// pod network's masquerade rule).
+func Replace(table, ruleset string) error {
 	return nft(replace(table) + ruleset)
 }
 

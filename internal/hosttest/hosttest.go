@@ -6,6 +6,8 @@
 package hosttest
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -47,4 +49,21 @@ func RequireFile(tb testing.TB, path string) {
 	tb.Helper()
 	_, err := os.Stat(path)
 	Require(tb, err == nil, path+" (make node-prereqs installs it)")
+}
+
+// Serve accepts every connection on ln until the test ends, and answers
+// each with answer(conn) and a newline before closing it: the small server
+// of tests that ask which backend answered, or whom the server saw.
+func Serve(tb testing.TB, ln net.Listener, answer func(net.Conn) string) {
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, answer(c))
+			c.Close()
+		}
+	}()
 }
