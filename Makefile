@@ -112,9 +112,10 @@ images: ## Build the test images into bin/images (no Docker, no registry).
 	go run ./hack/images -out $(LOCALBIN)/images
 
 .PHONY: build
-build: ## Build the manager and the node agent.
+build: ## Build the manager, the node agent and the kubectl plugin.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/nodeagent ./cmd/nodeagent
+	go build -o $(LOCALBIN)/kubectl-skiff ./cmd/kubectl-skiff
 
 .PHONY: run
 run: manifests generate ## Run the manager against the kubeconfig's cluster.
