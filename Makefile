@@ -121,9 +121,13 @@ build: ## Build the manager, the node agent and the kubectl plugin.
 run: manifests generate ## Run the manager against the kubeconfig's cluster.
 	go run ./cmd/manager
 
+# NODES is how many node agents `make up` runs: one in this machine's network,
+# or several, each in a network namespace of its own (make up NODES=3).
+NODES ?= 1
+
 .PHONY: up
-up: build envtest-assets images node-prereqs $(KUSTOMIZE) ## Run skiff locally: etcd, kube-apiserver, the manager and a node agent.
-	go run ./hack/up --manager=$(LOCALBIN)/manager --nodeagent=$(LOCALBIN)/nodeagent
+up: build envtest-assets images node-prereqs $(KUSTOMIZE) ## Run skiff locally: etcd, kube-apiserver, the manager and NODES node agents.
+	go run ./hack/up --manager=$(LOCALBIN)/manager --nodeagent=$(LOCALBIN)/nodeagent --nodes=$(NODES)
 
 .PHONY: docker-build
 docker-build: ## Build the manager and node agent images (needs a Docker engine).

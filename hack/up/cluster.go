@@ -46,9 +46,9 @@ func (u *up) startAPIServer() (*child, error) {
 	c, err := start("kube-apiserver", u.logDir(), u.bin("kube-apiserver"),
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", u.etcdPort),
 		fmt.Sprintf("--secure-port=%d", u.port),
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		// The apiserver listens on loopback only, which the endpoint
-		// reconciler of the kubernetes Service refuses to publish.
+		"--bind-address="+u.apiserverAddress(), "--advertise-address="+u.apiserverAddress(),
+		// The apiserver listens on loopback or on the node bridge only,
+		// which the kubernetes Service would not lead pods to anyway.
 		"--endpoint-reconciler-type=none",
 		"--tls-cert-file="+p.cert("apiserver"), "--tls-private-key-file="+p.key("apiserver"),
 		"--client-ca-file="+p.cert("ca"),
@@ -84,23 +84,6 @@ func (u *up) startManager() (*child, error) {
 	return c, u.waitHealthy(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", u.managerPort+1))
 }
 
-// startNodeAgent starts one node agent for this machine, running real
-// containers through containerd (or simulated ones; see chooseRuntime). It
-// is healthy once its Node is registered.
-func (u *up) startNodeAgent() (*child, error) {
-	args := append([]string{
-		"--kubeconfig=" + u.path("nodeagent.kubeconfig"),
-		"--node-name=" + u.nodeName,
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", u.agentPort),
-		"--metrics-bind-address=0",
-	}, u.runtimeArgs()...)
-	c, err := start("nodeagent", u.logDir(), u.nodeAgent, args...)
-	if err != nil {
-		return nil, err
-	}
-	return c, u.waitHealthy(c, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", u.agentPort))
-}
-
 // installCRDs applies skiff's CRDs server-side (they are too large for the
 // last-applied annotation of a client-side apply) and waits until they serve.
 func (u *up) installCRDs() error {
@@ -122,12 +105,20 @@ func (u *up) grantManager() error {
 
 // kubectl runs bin/kubectl as the admin and returns its output in the error.
 func (u *up) kubectl(args ...string) error {
+	_, err := u.kubectlOutput(args...)
+	return err
+}
+
+// kubectlOutput runs bin/kubectl as the admin and returns what it printed.
+func (u *up) kubectlOutput(args ...string) (string, error) {
 	cmd := exec.Command(u.bin("kubectl"), append([]string{"--kubeconfig=" + u.path("kubeconfig")}, args...)...)
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("kubectl %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
-	return nil
+	return string(out), nil
 }
 
 // waitHealthy polls url until it answers 200, the child exits, or the

@@ -3,6 +3,11 @@
 // manager, and one node agent for this machine), applies config/samples,
 // prints how to point kubectl at the cluster, and stops everything on Ctrl-C.
 // State persists in .skiff/ across restarts.
+//
+// With --nodes=N (N >= 2) it runs N node agents on this one machine, as N
+// machines on one switch: each in a network namespace of its own, linked to
+// a bridge on the host (internal/nodenet), with one containerd shared by
+// all, each node in a containerd namespace and a cgroup of its own.
 package main
 
 import (
@@ -14,9 +19,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"skiff.dev/skiff/internal/nodenet"
 )
 
 // up holds the settings of one run and the children it started.
@@ -41,8 +50,14 @@ type up struct {
 	cniBridge    string
 	clusterCIDR  string
 	keepPods     bool
+	nodeCount    int
+	nodeNetwork  string
+	nodeBridge   string
 
-	children []*child
+	// network is the node network of a run with several nodes.
+	network   nodenet.Network
+	networkUp bool // whether this run created it, so must remove it
+	children  []*child
 }
 
 func main() {
@@ -65,16 +80,50 @@ func main() {
 	flag.StringVar(&u.cniBridge, "cni-bridge", "skiff0", "the bridge the node's pods are attached to")
 	flag.StringVar(&u.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range nodes' podCIDRs come from")
 	flag.BoolVar(&u.keepPods, "keep-pods", false, "leave the pods' containers running on exit, for the next run's node agent to adopt")
+	flag.IntVar(&u.nodeCount, "nodes", 1, "how many nodes to run: one runs in this machine's network; several run each in a network namespace of its own, on the node network")
+	flag.StringVar(&u.nodeNetwork, "node-network", "10.250.0.0/24", "with --nodes of 2 or more: the nodes' address range; the host takes the first address, node i the (1+i)th")
+	flag.StringVar(&u.nodeBridge, "node-bridge", "skiffnet0", "with --nodes of 2 or more: the host's bridge the nodes are linked to; their netns are named BRIDGE-i")
 	flag.DurationVar(&u.startTimeout, "start-timeout", 2*time.Minute, "how long each component may take to become healthy")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	u.ctx = ctx
+	if err := u.configure(); err != nil {
+		fmt.Fprintln(os.Stderr, "make up:", err)
+		os.Exit(2)
+	}
 	if err := u.run(); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "make up:", err)
 		os.Exit(1)
 	}
+}
+
+// configure checks the flags that can be wrong together, and settles the
+// node network.
+func (u *up) configure() error {
+	abs, err := filepath.Abs(u.stateDir)
+	if err != nil {
+		return err
+	}
+	u.stateDir = abs
+	switch {
+	case u.nodeCount < 1:
+		return fmt.Errorf("--nodes=%d: must be at least 1", u.nodeCount)
+	case !u.multiNode():
+		return nil
+	case u.keepPods:
+		// A node's pods are wired to its netns, which the stop deletes.
+		return fmt.Errorf("--keep-pods works with one node only: the pods of several nodes lose their network when their nodes' network namespaces go")
+	}
+	u.network, err = nodenet.New(u.nodeBridge, u.nodeNetwork)
+	if err != nil {
+		return err
+	}
+	if c := u.network.Capacity(); u.nodeCount > c {
+		return fmt.Errorf("--nodes=%d: the node network %s holds %d nodes; give a larger --node-network", u.nodeCount, u.network.Prefix, c)
+	}
+	return nil
 }
 
 // run brings the cluster up, waits for Ctrl-C or a crash, and tears it down.
@@ -101,7 +150,7 @@ func (u *up) run() error {
 
 // bringUp starts each component in order, each once the one before is healthy.
 func (u *up) bringUp() error {
-	certs := append(clusterCerts(firstServiceIP(u.serviceCIDR)), nodeAgentCert(u.nodeName))
+	certs := append(clusterCerts(firstServiceIP(u.serviceCIDR), u.apiserverIPs()...), nodeAgentCert(u.nodeName))
 	if err := u.pki().ensure(certs); err != nil {
 		return fmt.Errorf("creating certificates in %s: %w", u.pki().dir, err)
 	}
@@ -113,20 +162,26 @@ func (u *up) bringUp() error {
 	u.chooseRuntime()
 	steps := []struct {
 		what string
-		run  func() error
+		run  func() error // nil: not for this cluster, and not said
 	}{
+		{"creating the node network " + u.network.Bridge, u.ifMultiNode(u.createNodeNetwork)},
 		{"starting etcd", u.track(u.startEtcd)},
 		{"starting kube-apiserver", u.track(u.startAPIServer)},
 		{"installing the CRDs", u.installCRDs},
 		{"granting the manager and the node agent their roles", u.grantManager},
+		{"forgetting the nodes of an earlier run that this one does not have", u.forgetDepartedNodes},
 		{"starting the manager", u.optional(u.manager, u.track(u.startManager))},
 		{"creating the kube-dns Service", u.optional(u.manager, u.applyKubeDNS)},
 		{"starting containerd", u.forContainerd(u.track(u.startContainerd))},
 		{"loading the test images into containerd", u.forContainerd(u.loadImages)},
-		{"starting the node agent", u.optional(u.nodeAgent, u.track(u.startNodeAgent))},
+		{"creating the nodes' network namespaces", u.ifMultiNode(u.createNodeNetns)},
+		{"starting the node agents", u.optional(u.nodeAgent, u.startNodeAgents)},
 		{"applying " + u.samples, u.optional(u.samples, u.applySamples)},
 	}
 	for _, s := range steps {
+		if s.run == nil {
+			continue
+		}
 		fmt.Printf("skiff: %s\n", s.what)
 		if err := s.run(); err != nil {
 			return fmt.Errorf("%s: %w", s.what, err)
@@ -144,14 +199,20 @@ func (u *up) applySamples() error {
 	return nil
 }
 
-// forContainerd runs a step only when the node runs real containers.
+// forContainerd keeps a step only when the nodes run real containers.
 func (u *up) forContainerd(step func() error) func() error {
-	return func() error {
-		if u.runtime != "containerd" || u.nodeAgent == "" {
-			return nil
-		}
-		return step()
+	if u.runtime != "containerd" || u.nodeAgent == "" {
+		return nil
 	}
+	return step
+}
+
+// ifMultiNode keeps a step only when there are several nodes.
+func (u *up) ifMultiNode(step func() error) func() error {
+	if !u.multiNode() {
+		return nil
+	}
+	return step
 }
 
 // track records a started child so that it is stopped at the end, even when
@@ -166,14 +227,12 @@ func (u *up) track(startChild func() (*child, error)) func() error {
 	}
 }
 
-// optional skips a step whose setting is empty.
+// optional keeps a step only when its setting is not empty.
 func (u *up) optional(setting string, step func() error) func() error {
-	return func() error {
-		if setting == "" {
-			return nil
-		}
-		return step()
+	if setting == "" {
+		return nil
 	}
+	return step
 }
 
 // waitForEnd blocks until Ctrl-C (a clean stop) or until a child exits on
@@ -194,24 +253,28 @@ func (u *up) waitForEnd() error {
 	}
 }
 
-// stopAll stops the children in reverse order: the manager before the
-// apiserver it talks to, the apiserver before etcd. Once the node agent is
-// down, the pods' containers are stopped too (unless --keep-pods), as when
-// a node shuts down: the next `make up` starts them again.
+// stopAll stops the children in reverse order: the node agents first (all
+// at once, since each may wait for its pods' containers), then the manager
+// before the apiserver it talks to, the apiserver before etcd. Once a node
+// agent is down, its node shuts down (shutDownNode): its pods' containers
+// stop too (unless --keep-pods), and the next `make up` starts them again.
+// The node network goes last.
 func (u *up) stopAll() {
+	var wg sync.WaitGroup
+	for _, c := range u.children {
+		if c.afterStop != nil {
+			wg.Go(func() {
+				c.stop()
+				c.afterStop()
+			})
+		}
+	}
+	wg.Wait()
 	for i := len(u.children) - 1; i >= 0; i-- {
 		u.children[i].stop()
-		if u.children[i].name == "nodeagent" && u.runtime == "containerd" && !u.keepPods {
-			if err := u.stopPods(); err != nil {
-				fmt.Fprintf(os.Stderr, "skiff: stopping the pods' containers: %v\n", err)
-			}
-			if err := u.removeDatapath(); err != nil {
-				fmt.Fprintf(os.Stderr, "skiff: removing the eBPF datapath: %v\n", err)
-			}
-			if err := u.unmountNodeState(); err != nil {
-				fmt.Fprintf(os.Stderr, "skiff: unmounting the pods' namespaces and volumes: %v\n", err)
-			}
-		}
+	}
+	if err := u.removeNodeNetwork(); err != nil {
+		fmt.Fprintf(os.Stderr, "skiff: removing the node network: %v\n", err)
 	}
 }
 
@@ -222,8 +285,8 @@ skiff is up (in %s).
   export KUBECONFIG=%s
   export PATH=%s:$PATH
   kubectl get skiff -A
-Logs: %s   Stop: Ctrl-C
-`, took.Round(100*time.Millisecond), abs(u.path("kubeconfig")), abs(u.binDir), abs(u.logDir()))
+%sLogs: %s   Stop: Ctrl-C
+`, took.Round(100*time.Millisecond), abs(u.path("kubeconfig")), abs(u.binDir), u.describeNodes(), abs(u.logDir()))
 }
 
 func (u *up) path(elem ...string) string {
@@ -232,7 +295,29 @@ func (u *up) path(elem ...string) string {
 func (u *up) logDir() string         { return u.path("logs") }
 func (u *up) pki() pki               { return pki{dir: u.path("pki")} }
 func (u *up) bin(name string) string { return filepath.Join(u.binDir, name) }
-func (u *up) server() string         { return fmt.Sprintf("https://127.0.0.1:%d", u.port) }
+func (u *up) server() string {
+	return "https://" + net.JoinHostPort(u.apiserverAddress(), strconv.Itoa(u.port))
+}
+
+// apiserverAddress is where the apiserver listens: on loopback for one
+// node, and on the host's address on the node bridge for several, since
+// the nodes' network namespaces cannot reach the host's loopback. Every
+// kubeconfig names it, so one address works for everyone.
+func (u *up) apiserverAddress() string {
+	if u.multiNode() {
+		return u.network.HostIP().String()
+	}
+	return "127.0.0.1"
+}
+
+// apiserverIPs are the addresses the apiserver's serving certificate must
+// name besides loopback and the kubernetes Service's.
+func (u *up) apiserverIPs() []net.IP {
+	if u.multiNode() {
+		return []net.IP{net.IP(u.network.HostIP().AsSlice())}
+	}
+	return nil
+}
 
 // defaultNodeName is this machine's hostname, lowercased as Node names are.
 func defaultNodeName() string {

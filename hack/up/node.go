@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"sync"
 	"syscall"
@@ -75,45 +74,36 @@ func (u *up) startContainerd() (*child, error) {
 	})
 }
 
-// loadImages imports skiff's test images (`make images`) into the node's
-// containerd: nothing can be pulled here, and the samples use them.
+// loadImages imports skiff's test images (`make images`) into each node's
+// containerd namespace: nothing can be pulled here, and the samples use them.
 func (u *up) loadImages() error {
 	client, err := containerd.New(u.containerd)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	ctx := namespaces.WithNamespace(u.ctx, skiffcontainerd.DefaultNamespace)
-	names, err := images.ImportDir(ctx, client, u.bin("images"))
-	if err != nil {
-		return fmt.Errorf("%w (build them with `make images`)", err)
+	for _, n := range u.nodes() {
+		ctx := namespaces.WithNamespace(u.ctx, n.ctrNamespace)
+		names, err := images.ImportDir(ctx, client, u.bin("images"))
+		if err != nil {
+			return fmt.Errorf("%w (build them with `make images`)", err)
+		}
+		fmt.Printf("skiff: images %v are on node %s\n", names, n.name)
 	}
-	fmt.Printf("skiff: images %v are on the node\n", names)
 	return nil
 }
 
-// runtimeArgs are the node agent's flags for its runtime.
-func (u *up) runtimeArgs() []string {
-	if u.runtime != "containerd" {
-		return []string{"--runtime=simulated"}
-	}
-	root, _ := filepath.Abs(u.path("nodeagent"))
-	return []string{"--runtime=containerd", "--containerd-address=" + u.containerd, "--root-dir=" + root, "--cni-bridge=" + u.cniBridge,
-		fmt.Sprintf("--port=%d", u.servePort), "--service-cidr=" + u.serviceCIDR, "--bpf-pin-dir=" + u.bpfPinDir(),
-		"--cluster-dns=" + u.clusterDNS(), fmt.Sprintf("--dns-port=%d", u.dnsPort), "--nodeport-table=" + u.nodePortTable()}
-}
-
-// stopPods stops every container in skiff's containerd namespace: SIGTERM,
+// stopPods stops every container in a node's containerd namespace: SIGTERM,
 // then SIGKILL after 10 s, and deletes their tasks (which unmounts their
 // root filesystems). The containers stay, so that the next node agent
 // finds the pods it ran and restarts them as their pods say.
-func (u *up) stopPods() error {
+func (u *up) stopPods(namespace string) error {
 	client, err := containerd.New(u.containerd)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	ctx := namespaces.WithNamespace(context.Background(), skiffcontainerd.DefaultNamespace)
+	ctx := namespaces.WithNamespace(context.Background(), namespace)
 	tasks, err := client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
 	if err != nil {
 		return err
@@ -154,39 +144,40 @@ func stopTask(ctx context.Context, client *containerd.Client, id string) {
 	_, _ = task.Delete(ctx)
 }
 
-// bpfPinDir is where this cluster's node agent pins its eBPF datapath.
-func (u *up) bpfPinDir() string {
-	dir, _ := filepath.Abs(u.path("bpf"))
-	return dir
-}
-
 // nodePortTable is the nftables table of this cluster's node ports, named
 // after its bridge so that two clusters on one machine keep apart.
 func (u *up) nodePortTable() string { return "skiff_nodeport_" + u.cniBridge }
 
+// podnetTable is the nftables table of the pods' masquerade rule, named
+// after the bridge for the same reason.
+func (u *up) podnetTable() string { return "skiff_podnet_" + u.cniBridge }
+
 // removeDatapath detaches the node's eBPF datapath and unmounts its bpffs,
 // as the node shuts down: nothing of it is left attached to the machine.
-func (u *up) removeDatapath() error {
-	dir := u.bpfPinDir()
-	if _, err := os.Stat(dir); err != nil {
-		return nil
+// The one node's nftables tables are the host's and go too; a node of the
+// node network has its tables in its netns, which goes with them.
+func (u *up) removeDatapath(n node) error {
+	var err error
+	if n.index == 0 {
+		// Both are inet tables; deleting one is the same for either.
+		err = errors.Join(nodeport.Delete(u.nodePortTable()), nodeport.Delete(u.podnetTable()))
 	}
-	err := errors.Join(lb.Unpin(dir), nodeport.Delete(u.nodePortTable()))
+	dir := n.bpfPinDir()
+	if _, serr := os.Stat(dir); serr != nil {
+		return err
+	}
+	err = errors.Join(err, lb.Unpin(dir))
 	if uerr := unix.Unmount(dir, 0); uerr != nil && uerr != unix.EINVAL {
 		err = errors.Join(err, uerr)
 	}
 	return err
 }
 
-// unmountNodeState unmounts what the node agent mounted under the state
-// directory (pods' network namespaces, memory-backed volumes), as a
-// machine's shutdown does: the next node agent sets them up again, and
-// the state directory can be removed.
-func (u *up) unmountNodeState() error {
-	root, err := filepath.Abs(u.path("nodeagent"))
-	if err != nil {
-		return err
-	}
+// unmountUnder unmounts what a node agent mounted under its root (pods'
+// network namespaces, memory-backed volumes), as a machine's shutdown
+// does: the next node agent sets them up again, and the state directory
+// can be removed.
+func unmountUnder(root string) error {
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(root))
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -40,13 +41,15 @@ func (p pki) cert(name string) string { return filepath.Join(p.dir, name+".crt")
 func (p pki) key(name string) string  { return filepath.Join(p.dir, name+".key") }
 
 // clusterCerts are the certificates of the local cluster: the apiserver's
-// serving certificate and the client certificates of the admin and the manager.
-func clusterCerts(serviceIP net.IP) []certSpec {
+// serving certificate, for loopback, the kubernetes Service's address and
+// any more addresses it listens on, and the client certificates of the
+// admin and the manager.
+func clusterCerts(serviceIP net.IP, moreIPs ...net.IP) []certSpec {
 	return []certSpec{
 		{
 			name: "apiserver", commonName: "kube-apiserver",
 			dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			ips:      []net.IP{net.IPv4(127, 0, 0, 1), serviceIP},
+			ips:      append([]net.IP{net.IPv4(127, 0, 0, 1), serviceIP}, moreIPs...),
 			usage:    x509.ExtKeyUsageServerAuth,
 		},
 		// system:masters may do anything, as a cluster admin does.
@@ -66,7 +69,9 @@ func nodeAgentCert(nodeName string) certSpec {
 
 // ensure creates whatever is missing: the CA, the service-account signing
 // key and each certificate. Existing files are kept, so that kubeconfigs
-// handed out earlier keep working across restarts.
+// handed out earlier keep working across restarts; a certificate that
+// lacks a name or an address it must cover now (the apiserver's, once it
+// listens on the node bridge too) is issued again by the same CA.
 func (p pki) ensure(certs []certSpec) error {
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return err
@@ -79,7 +84,7 @@ func (p pki) ensure(certs []certSpec) error {
 		return err
 	}
 	for _, c := range certs {
-		if exists(p.cert(c.name)) && exists(p.key(c.name)) {
+		if p.has(c) {
 			continue
 		}
 		if err := p.issue(c, caCert, caKey); err != nil {
@@ -87,6 +92,28 @@ func (p pki) ensure(certs []certSpec) error {
 		}
 	}
 	return nil
+}
+
+// has reports whether c's certificate and key exist and the certificate
+// covers every name and address c asks for.
+func (p pki) has(c certSpec) bool {
+	cert, _, err := loadCertAndKey(p.cert(c.name), p.key(c.name))
+	return err == nil && covers(cert, c)
+}
+
+// covers reports whether cert names every DNS name and IP address of c.
+func covers(cert *x509.Certificate, c certSpec) bool {
+	for _, name := range c.dnsNames {
+		if !slices.Contains(cert.DNSNames, name) {
+			return false
+		}
+	}
+	for _, ip := range c.ips {
+		if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
 }
 
 func (p pki) ensureCA() (*x509.Certificate, crypto.Signer, error) {

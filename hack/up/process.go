@@ -21,11 +21,17 @@ type child struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// afterStop, when set, runs once the child has stopped at the end of
+	// the run, for what its stop leaves to clean up.
+	afterStop func()
 }
 
 // start runs a program with its output in logDir/NAME.log. The child dies
 // with us (Pdeathsig), so that killing `make up` never orphans etcd or the
-// apiserver.
+// apiserver. Pdeathsig fires when the OS thread that started the child
+// ends, not the process: nothing in up may end a thread (a goroutine that
+// exits with its thread locked does), which is why internal/nodenet brings
+// the threads it moves into a node's netns back.
 func start(name, logDir, program string, args ...string) (*child, error) {
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

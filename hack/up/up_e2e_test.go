@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"skiff.dev/skiff/internal/hosttest"
 )
 
 // TestUpStartsStopsAndKeepsState runs `make up`'s program for real: the
@@ -29,10 +31,7 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		}
 	}
 	work := t.TempDir()
-	upBin, managerBin, agentBin := filepath.Join(work, "up"), filepath.Join(work, "manager"), filepath.Join(work, "nodeagent")
-	build(t, root, upBin, "./hack/up")
-	build(t, root, managerBin, "./cmd/manager")
-	build(t, root, agentBin, "./cmd/nodeagent")
+	upBin, managerBin, agentBin := binaries(t, root)
 
 	ports := freePorts(t, 6)
 	state := filepath.Join(work, "state")
@@ -103,6 +102,91 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		return err == nil && strings.TrimSpace(out) == ""
 	})
 	restarted.stopAndCheck(t)
+}
+
+// TestUpSeveralNodesSurviveACrashAndShrink runs up with three nodes, each
+// in its own network namespace: their Nodes become Ready at their addresses
+// on the node network. up is then killed, as by a crash, and started with
+// two nodes: the netns left behind are shut down and created anew, the
+// third Node is forgotten, and Ctrl-C leaves nothing of the cluster on the
+// machine.
+func TestUpSeveralNodesSurviveACrashAndShrink(t *testing.T) {
+	hosttest.RequireRoot(t)
+	hosttest.RequireCommand(t, "nsenter")
+	hosttest.RequireCommand(t, "nft")
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	upBin, managerBin, agentBin := binaries(t, root)
+
+	// Names and ranges of our own, so that a `make up` or another run of
+	// this test on the machine is left alone.
+	suffix := fmt.Sprintf("%03d", os.Getpid()%1000)
+	bridge, cniBridge := "skupn"+suffix, "skupc"+suffix
+	network := fmt.Sprintf("10.247.%d.0/24", os.Getpid()%250)
+	ports := freePorts(t, 4)
+	state := filepath.Join(work, "state")
+	args := func(nodes int) []string {
+		return []string{
+			fmt.Sprintf("--nodes=%d", nodes), "--node-name=e2e", "--samples=",
+			"--state-dir=" + state, "--bin=" + filepath.Join(root, "bin"), "--manager=" + managerBin, "--nodeagent=" + agentBin,
+			"--node-bridge=" + bridge, "--node-network=" + network, "--cni-bridge=" + cniBridge,
+			"--cluster-cidr=10.243.0.0/16", "--service-cidr=10.95.0.0/16",
+			fmt.Sprintf("--port=%d", ports[0]), fmt.Sprintf("--etcd-port=%d", ports[1]), fmt.Sprintf("--manager-port=%d", ports[2]),
+			fmt.Sprintf("--nodeagent-port=%d", ports[3]),
+		}
+	}
+	kubectl := func(args ...string) (string, error) {
+		out, err := exec.Command(filepath.Join(root, "bin", "kubectl"), append([]string{"--kubeconfig=" + filepath.Join(state, "kubeconfig")}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	readyNodes := func(want string) func() bool {
+		return func() bool {
+			out, err := kubectl("get", "nodes.core.skiff.dev", "-o",
+				`jsonpath={range .items[*]}{.metadata.name}={.status.addresses[?(@.type=="InternalIP")].address}={.status.conditions[?(@.type=="Ready")].status} {end}`)
+			return err == nil && strings.TrimSpace(out) == want
+		}
+	}
+	nodeIP := func(i int) string { return strings.TrimSuffix(network, "0/24") + fmt.Sprint(1+i) }
+
+	first := startUp(t, root, upBin, args(3))
+	waitFor(t, "three Nodes Ready at their node network addresses", filepath.Join(state, "logs", "nodeagent-e2e-1.log"),
+		readyNodes(fmt.Sprintf("e2e-1=%s=True e2e-2=%s=True e2e-3=%s=True", nodeIP(1), nodeIP(2), nodeIP(3))))
+	if !strings.Contains(first.output.String(), "e2e-3") || !strings.Contains(first.output.String(), nodeIP(3)) {
+		t.Errorf("up did not print the nodes and their addresses:\n%s", first.output.String())
+	}
+
+	// A crash: up dies at once, its children with it, its netns stay.
+	_ = first.cmd.Process.Kill()
+	_ = first.cmd.Wait()
+	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); !strings.Contains(string(out), bridge+"-3") {
+		t.Fatalf("the crash left no netns behind, so this test tests nothing:\n%s", out)
+	}
+
+	second := startUp(t, root, upBin, args(2))
+	if !strings.Contains(second.output.String(), "node e2e-3 was not shut down cleanly") {
+		t.Errorf("up did not shut down the netns the crash left:\n%s", second.output.String())
+	}
+	waitFor(t, "two Nodes Ready and the third forgotten", filepath.Join(state, "logs", "nodeagent-e2e-1.log"),
+		readyNodes(fmt.Sprintf("e2e-1=%s=True e2e-2=%s=True", nodeIP(1), nodeIP(2))))
+	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); strings.Contains(string(out), bridge+"-3") {
+		t.Errorf("the third node's netns is still there:\n%s", out)
+	}
+	second.stopAndCheck(t)
+
+	for _, check := range [][]string{{"ip", "netns", "list"}, {"ip", "-o", "link", "show"}, {"nft", "list", "tables"}, {"cat", "/proc/self/mounts"}} {
+		out, err := exec.Command(check[0], check[1:]...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%v: %v", check, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, bridge) || strings.Contains(line, cniBridge) || strings.Contains(line, state) {
+				t.Errorf("left after up stopped (%s): %s", strings.Join(check, " "), line)
+			}
+		}
+	}
 }
 
 // waitFor polls check for up to a minute, and fails the test with the end
@@ -210,6 +294,41 @@ func childPids(parent int) []int {
 		}
 	}
 	return pids
+}
+
+// built holds up, the manager and the node agent, built once for every
+// test of the package.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// binaries builds up, the manager and the node agent of the checkout at
+// root, once, and returns their paths.
+func binaries(t *testing.T, root string) (up, manager, nodeAgent string) {
+	t.Helper()
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "skiff-up-test-")
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	up, manager, nodeAgent = filepath.Join(built.dir, "up"), filepath.Join(built.dir, "manager"), filepath.Join(built.dir, "nodeagent")
+	if !exists(nodeAgent) {
+		build(t, root, up, "./hack/up")
+		build(t, root, manager, "./cmd/manager")
+		build(t, root, nodeAgent, "./cmd/nodeagent")
+	}
+	return up, manager, nodeAgent
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 func build(t *testing.T, root, out, pkg string) {
