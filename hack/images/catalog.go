@@ -45,7 +45,7 @@ func catalog(in inputs) ([]image, error) {
 		name, program string
 		ports         []string
 	}{
-		{images.Echo, "echo", []string{"8080/tcp", "9090/tcp"}},
+		{images.Echo, "echo", []string{"8080/tcp", "8081/udp", "9090/tcp"}},
 		{images.Memhog, "memhog", nil},
 	} {
 		bin, ok := in.programs[p.program]

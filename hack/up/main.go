@@ -236,12 +236,23 @@ func (u *up) optional(setting string, step func() error) func() error {
 }
 
 // waitForEnd blocks until Ctrl-C (a clean stop) or until a child exits on
-// its own (an error naming the child and its log).
+// its own (an error naming the child and its log); a node agent that exits
+// is started again instead.
 func (u *up) waitForEnd() error {
 	for {
-		for _, c := range u.children {
-			if c.exited() {
+		for i, c := range u.children {
+			if !c.exited() {
+				continue
+			}
+			if !c.restart {
 				return c.failure()
+			}
+			next, err := c.again(u.ctx)
+			if err != nil {
+				return err
+			}
+			if next != nil {
+				u.children[i] = next
 			}
 		}
 		select {

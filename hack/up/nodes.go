@@ -123,6 +123,7 @@ func (u *up) startNodeAgents() error {
 			return err
 		}
 		c.afterStop = func() { u.shutDownNode(n) }
+		c.restart = true
 		u.children = append(u.children, c)
 		started = append(started, c)
 	}

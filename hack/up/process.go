@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,13 +15,31 @@ import (
 // stopGrace is how long a child gets between SIGTERM and SIGKILL.
 const stopGrace = 10 * time.Second
 
+// Back-off between restarts of a child that keeps exiting, as systemd's
+// RestartSec with a cap: one that ran for restartReset is restarted at once.
+const (
+	restartDelay = time.Second
+	maxRestart   = 30 * time.Second
+	restartReset = time.Minute
+)
+
 // child is one process that `make up` started, with its log.
 type child struct {
-	name string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	name    string
+	log     string
+	logDir  string
+	program string
+	args    []string
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan struct{}
+	err     error
+	// restart makes up start the child again when it exits on its own, as
+	// systemd does for a kubelet: a node agent that crashes comes back and
+	// adopts its pods, and the cluster goes on. delay is the wait before
+	// the next restart.
+	restart bool
+	delay   time.Duration
 	// afterStop, when set, runs once the child has stopped at the end of
 	// the run, for what its stop leaves to clean up.
 	afterStop func()
@@ -46,13 +65,41 @@ func start(name, logDir, program string, args ...string) (*child, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	c := &child{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
+	c := &child{name: name, log: logPath, logDir: logDir, program: program, args: args, cmd: cmd, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
 		logFile.Close()
 		close(c.done)
 	}()
 	return c, nil
+}
+
+// again starts an exited child anew, with its program, arguments, log
+// and clean-up, once its back-off has passed or ctx ends (nil, nil then).
+func (c *child) again(ctx context.Context) (*child, error) {
+	delay := restartBackoff(c.delay, time.Since(c.started))
+	fmt.Printf("skiff: %s exited (%v); starting it again in %s\n", c.name, c.err, delay)
+	select {
+	case <-ctx.Done():
+		return nil, nil
+	case <-time.After(delay):
+	}
+	next, err := start(c.name, c.logDir, c.program, c.args...)
+	if err != nil {
+		return nil, err
+	}
+	next.restart, next.delay, next.afterStop = true, delay, c.afterStop
+	return next, nil
+}
+
+// restartBackoff is the wait before restarting a child that ran for ran
+// after a wait of prev: doubled from restartDelay up to maxRestart while it
+// keeps exiting soon, back to restartDelay once it ran for restartReset.
+func restartBackoff(prev, ran time.Duration) time.Duration {
+	if prev == 0 || ran >= restartReset {
+		return restartDelay
+	}
+	return min(2*prev, maxRestart)
 }
 
 // exited reports whether the child has ended.

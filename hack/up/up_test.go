@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAcquireLock(t *testing.T) {
@@ -378,5 +379,28 @@ func TestDepartedNodes(t *testing.T) {
 		if got := departedNodes(tc.existing, "box", tc.count); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: departedNodes = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRestartBackoff: a node agent that keeps exiting soon waits longer
+// each time, up to the cap; one that ran for a while is restarted at once.
+func TestRestartBackoff(t *testing.T) {
+	tests := []struct {
+		name      string
+		prev, ran time.Duration
+		want      time.Duration
+	}{
+		{"first exit", 0, time.Second, restartDelay},
+		{"exits again soon", restartDelay, 2 * time.Second, 2 * restartDelay},
+		{"keeps exiting", 16 * time.Second, time.Second, maxRestart},
+		{"at the cap", maxRestart, time.Second, maxRestart},
+		{"ran long enough", 16 * time.Second, restartReset, restartDelay},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := restartBackoff(tt.prev, tt.ran); got != tt.want {
+				t.Errorf("restartBackoff(%s, %s) = %s, want %s", tt.prev, tt.ran, got, tt.want)
+			}
+		})
 	}
 }

@@ -6,11 +6,16 @@
 //
 // It is configured through the environment, as a pod spec does easily:
 //
-//	PORT=8080               HTTP: GET / answers POD_NAME, /healthz, /env
+//	PORT=8080               HTTP: GET / answers POD_NAME, /healthz, /env, and
+//	                        /remote the client's address as the server sees it
+//	UDP_PORT=8081           UDP: each datagram is answered with POD_NAME
 //	GRPC_PORT=9090          gRPC health protocol (grpc.health.v1.Health)
 //	POD_NAME=web-0          the name to answer with (default: the hostname)
 //	FAIL_HEALTHZ_AFTER=5s   /healthz answers 500 from 5s after the start
 //	TERM_DELAY=2s           on SIGTERM, exit only 2s later
+//
+// Busybox's nc speaks TCP only, so the program is also the UDP client of
+// the tests: `/echo udp HOST:PORT` sends one datagram and prints the answer.
 package main
 
 import (
@@ -31,6 +36,12 @@ import (
 
 func main() {
 	log.SetFlags(0)
+	if len(os.Args) == 3 && os.Args[1] == "udp" {
+		if err := askUDP(os.Args[2], 2*time.Second); err != nil {
+			log.Fatalf("echo udp: %v", err)
+		}
+		return
+	}
 	started := time.Now()
 	failAfter := durationEnv("FAIL_HEALTHZ_AFTER")
 	termDelay := durationEnv("TERM_DELAY")
@@ -44,6 +55,12 @@ func main() {
 		log.Fatalf("echo: %v", err)
 	}
 
+	udpConn, err := net.ListenPacket("udp", ":"+env("UDP_PORT", "8081"))
+	if err != nil {
+		log.Fatalf("echo: %v", err)
+	}
+	go serveUDP(udpConn)
+
 	grpcServer := grpc.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, health.NewServer()) // "" is SERVING from the start
 	go func() { log.Fatal(grpcServer.Serve(grpcLis)) }()
@@ -51,6 +68,11 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, podName())
+	})
+	// A test of the pod network checks here that no NAT rewrote the
+	// client's address on the way.
+	mux.HandleFunc("GET /remote", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, r.RemoteAddr)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if failAfter > 0 && time.Since(started) >= failAfter {
@@ -67,7 +89,7 @@ func main() {
 		}
 	})
 	go func() { log.Fatal(http.Serve(httpLis, mux)) }()
-	log.Printf("echo: %s serving HTTP on %s and gRPC health on %s", podName(), httpLis.Addr(), grpcLis.Addr())
+	log.Printf("echo: %s serving HTTP on %s, UDP on %s and gRPC health on %s", podName(), httpLis.Addr(), udpConn.LocalAddr(), grpcLis.Addr())
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
@@ -77,6 +99,44 @@ func main() {
 	log.Printf("echo: %v, exiting in %s", sig, termDelay)
 	time.Sleep(termDelay)
 	os.Exit(0)
+}
+
+// serveUDP answers every datagram with the pod's name, so that a test can
+// tell which pod a Service sent it to.
+func serveUDP(conn net.PacketConn) {
+	buf := make([]byte, 64*1024)
+	for {
+		_, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			log.Fatalf("echo: udp: %v", err)
+		}
+		if _, err := conn.WriteTo([]byte(podName()+"\n"), from); err != nil {
+			log.Printf("echo: udp reply to %s: %v", from, err)
+		}
+	}
+}
+
+// askUDP sends one datagram to addr and prints the answer, waiting at most
+// timeout for it.
+func askUDP(addr string, timeout time.Duration) error {
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("hello\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 64*1024)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(buf[:n])
+	return err
 }
 
 // podName is the name the pod's downward API gives, or the hostname, which
