@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/internal/hosttest"
+	"skiff.dev/skiff/internal/uptest"
 )
 
 // TestUpStartsStopsAndKeepsState runs `make up`'s program for real: the
@@ -154,20 +153,20 @@ func TestUpSeveralNodesSurviveACrashAndShrink(t *testing.T) {
 	first := startUp(t, root, upBin, args(3))
 	waitFor(t, "three Nodes Ready at their node network addresses", filepath.Join(state, "logs", "nodeagent-e2e-1.log"),
 		readyNodes(fmt.Sprintf("e2e-1=%s=True e2e-2=%s=True e2e-3=%s=True", nodeIP(1), nodeIP(2), nodeIP(3))))
-	if !strings.Contains(first.output.String(), "e2e-3") || !strings.Contains(first.output.String(), nodeIP(3)) {
-		t.Errorf("up did not print the nodes and their addresses:\n%s", first.output.String())
+	if !strings.Contains(first.Output(), "e2e-3") || !strings.Contains(first.Output(), nodeIP(3)) {
+		t.Errorf("up did not print the nodes and their addresses:\n%s", first.Output())
 	}
 
 	// A crash: up dies at once, its children with it, its netns stay.
-	_ = first.cmd.Process.Kill()
-	_ = first.cmd.Wait()
+	_ = syscall.Kill(first.Pid(), syscall.SIGKILL)
+	waitFor(t, "up to die", filepath.Join(state, "logs", "nodeagent-e2e-1.log"), first.Exited)
 	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); !strings.Contains(string(out), bridge+"-3") {
 		t.Fatalf("the crash left no netns behind, so this test tests nothing:\n%s", out)
 	}
 
 	second := startUp(t, root, upBin, args(2))
-	if !strings.Contains(second.output.String(), "node e2e-3 was not shut down cleanly") {
-		t.Errorf("up did not shut down the netns the crash left:\n%s", second.output.String())
+	if !strings.Contains(second.Output(), "node e2e-3 was not shut down cleanly") {
+		t.Errorf("up did not shut down the netns the crash left:\n%s", second.Output())
 	}
 	waitFor(t, "two Nodes Ready and the third forgotten", filepath.Join(state, "logs", "nodeagent-e2e-1.log"),
 		readyNodes(fmt.Sprintf("e2e-1=%s=True e2e-2=%s=True", nodeIP(1), nodeIP(2))))
@@ -202,98 +201,31 @@ func waitFor(t *testing.T, what, log string, check func() bool) {
 }
 
 // upRun is a running `make up`.
-type upRun struct {
-	cmd    *exec.Cmd
-	output *syncBuffer
-	pids   func() []int
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type upRun struct{ *uptest.Run }
 
 // startUp runs up and waits until it says the cluster is up.
-func startUp(t *testing.T, root, upBin string, args []string) *upRun {
+func startUp(t *testing.T, root, upBin string, args []string) upRun {
 	t.Helper()
-	output := &syncBuffer{}
-	cmd := exec.Command(upBin, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = root, output, output
-	if err := cmd.Start(); err != nil {
+	r, err := uptest.Start(root, upBin, args, 3*time.Minute)
+	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for !strings.Contains(output.String(), "skiff is up") {
-		// "make up:" starts every error it prints before exiting.
-		if time.Now().After(deadline) || strings.Contains(output.String(), "make up:") {
-			_ = cmd.Process.Kill()
-			t.Fatalf("make up did not come up:\n%s", output.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !strings.Contains(r.Output(), "export KUBECONFIG=") {
+		t.Errorf("make up did not print how to point kubectl at the cluster:\n%s", r.Output())
 	}
-	if !strings.Contains(output.String(), "export KUBECONFIG=") {
-		t.Errorf("make up did not print how to point kubectl at the cluster:\n%s", output.String())
-	}
-	return &upRun{cmd: cmd, output: output, pids: func() []int { return childPids(cmd.Process.Pid) }}
+	return upRun{r}
 }
 
 // stopAndCheck sends Ctrl-C and checks that up exits cleanly and leaves no
 // process behind.
-func (r *upRun) stopAndCheck(t *testing.T) {
+func (r upRun) stopAndCheck(t *testing.T) {
 	t.Helper()
-	children := r.pids()
-	if len(children) < 4 {
-		t.Errorf("expected etcd, kube-apiserver, the manager and the node agent as children, found pids %v", children)
+	if children := uptest.Descendants(r.Pid()); len(children) < 4 {
+		t.Errorf("expected etcd, kube-apiserver, the manager and the node agent below up, found pids %v", children)
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
+	if err := r.Stop(time.Minute); err != nil {
+		t.Error(err)
 	}
-	if err := r.cmd.Wait(); err != nil {
-		t.Errorf("make up exited with %v after Ctrl-C:\n%s", err, r.output.String())
-	}
-	for _, pid := range children {
-		if syscall.Kill(pid, 0) == nil {
-			t.Errorf("process %d outlived make up", pid)
-		}
-	}
-}
-
-// childPids lists the direct children of a process, from /proc.
-func childPids(parent int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		var pid, ppid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// The command name may hold spaces; the fields after ')' are fixed.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 {
-			fmt.Sscanf(fields[1], "%d", &ppid)
-		}
-		if ppid == parent {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // built holds up, the manager and the node agent, built once for every
@@ -301,6 +233,7 @@ func childPids(parent int) []int {
 var built struct {
 	once sync.Once
 	dir  string
+	bin  uptest.Binaries
 	err  error
 }
 
@@ -309,18 +242,14 @@ var built struct {
 func binaries(t *testing.T, root string) (up, manager, nodeAgent string) {
 	t.Helper()
 	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "skiff-up-test-")
+		if built.dir, built.err = os.MkdirTemp("", "skiff-up-test-"); built.err == nil {
+			built.bin, built.err = uptest.Build(root, built.dir)
+		}
 	})
 	if built.err != nil {
 		t.Fatal(built.err)
 	}
-	up, manager, nodeAgent = filepath.Join(built.dir, "up"), filepath.Join(built.dir, "manager"), filepath.Join(built.dir, "nodeagent")
-	if !exists(nodeAgent) {
-		build(t, root, up, "./hack/up")
-		build(t, root, manager, "./cmd/manager")
-		build(t, root, nodeAgent, "./cmd/nodeagent")
-	}
-	return up, manager, nodeAgent
+	return built.bin.Up, built.bin.Manager, built.bin.NodeAgent
 }
 
 func TestMain(m *testing.M) {
@@ -331,31 +260,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func build(t *testing.T, root, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-// freePorts finds n free ports; each is followed by a free one too, since
-// up uses port+1 for etcd's peers and the manager's health endpoint.
+// freePorts finds n free ports, each followed by a free one (see
+// uptest.FreePorts).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ports []int
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
-			next.Close()
-			ports = append(ports, port)
-		}
+	ports, err := uptest.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
