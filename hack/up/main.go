@@ -69,7 +69,7 @@ func main() {
 	flag.IntVar(&u.managerPort, "manager-port", 18080, "the manager's metrics port on 127.0.0.1 (health is the next one)")
 	flag.StringVar(&u.serviceCIDR, "service-cidr", "10.96.0.0/16", "the range Services' cluster IPs come from")
 	flag.StringVar(&u.manager, "manager", "bin/manager", "the manager binary; empty to start none")
-	flag.IntVar(&u.agentPort, "nodeagent-port", 18082, "the node agent's health port on 127.0.0.1")
+	flag.IntVar(&u.agentPort, "nodeagent-port", 18082, "the node agent's health port on 127.0.0.1, or on each node's address with several (its /metrics is the next one)")
 	flag.IntVar(&u.servePort, "nodeagent-serve-port", 10250, "the node agent's HTTPS port for container logs and exec")
 	flag.IntVar(&u.dnsPort, "nodeagent-dns-port", 10053, "the port of the node agent's DNS server, on the node's address")
 	flag.StringVar(&u.nodeAgent, "nodeagent", "bin/nodeagent", "the node agent binary; empty to start none")

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -142,6 +146,59 @@ func stopTask(ctx context.Context, client *containerd.Client, id string) {
 		<-exited
 	}
 	_, _ = task.Delete(ctx)
+}
+
+// killOrphanShims kills the containerd shims of a node's namespace that
+// outlived their tasks, as a reboot would: a task delete that was cut short
+// (the node agent killed in the middle of it) can leave containerd without
+// the task but with its shim running, which nothing else would ever find.
+// Run it once the node's tasks are stopped and deleted.
+func (u *up) killOrphanShims(namespace string) error {
+	pids, err := shimsOf(u.containerd, namespace)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return err
+}
+
+// shimsOf lists the shims that serve namespace for the containerd at
+// address, from their command lines in /proc.
+func shimsOf(address, namespace string) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if isShimOf(args, address, namespace) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// isShimOf reports whether a command line is a runc shim of namespace at
+// the containerd listening on address.
+func isShimOf(args []string, address, namespace string) bool {
+	if len(args) == 0 || !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+		return false
+	}
+	return flagIs(args, "-namespace", namespace) && flagIs(args, "-address", address)
+}
+
+// flagIs reports whether args hold "name value".
+func flagIs(args []string, name, value string) bool {
+	i := slices.Index(args, name)
+	return i >= 0 && i+1 < len(args) && args[i+1] == value
 }
 
 // nodePortTable is the nftables table of this cluster's node ports, named

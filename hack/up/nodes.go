@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"skiff.dev/skiff/nodeagent"
 	skiffcontainerd "skiff.dev/skiff/nodeagent/containerd"
 )
 
@@ -33,6 +35,31 @@ type node struct {
 
 func (n node) rootDir() string   { return filepath.Join(n.dir, "nodeagent") }
 func (n node) bpfPinDir() string { return filepath.Join(n.dir, "bpf") }
+
+// servingCert names the agent's serving certificate under pki/.
+func (n node) servingCert() string {
+	if n.index == 0 {
+		return "nodeagent-serving"
+	}
+	return "nodeagent-serving-" + n.name
+}
+
+// addresses are where the agent's server is reached: the node's address,
+// or for the one node the host's, which it reports as its InternalIP, and
+// loopback.
+func (n node) addresses() []net.IP {
+	if n.ip.IsValid() {
+		return []net.IP{n.ip.AsSlice()}
+	}
+	return []net.IP{net.ParseIP(nodeagent.HostIP()), net.IPv4(127, 0, 0, 1)}
+}
+
+// metrics is host:port of the agent's /metrics, reachable from the host as
+// its health is: the port after the health port, on the same address.
+func (n node) metrics() string {
+	health := netip.MustParseAddrPort(n.health)
+	return netip.AddrPortFrom(health.Addr(), health.Port()+1).String()
+}
 
 // childName names the agent's process and its log, logs/<childName>.log.
 func (n node) childName() string {
@@ -87,7 +114,7 @@ func (u *up) agentArgs(n node) []string {
 		"--kubeconfig=" + u.path("nodeagent.kubeconfig"),
 		"--node-name=" + n.name,
 		"--health-probe-bind-address=" + n.health,
-		"--metrics-bind-address=0",
+		"--metrics-bind-address=" + n.metrics(),
 	}
 	if n.ip.IsValid() {
 		args = append(args, "--node-ip="+n.ip.String())
@@ -95,7 +122,12 @@ func (u *up) agentArgs(n node) []string {
 	if u.runtime != "containerd" {
 		return append(args, "--runtime=simulated")
 	}
-	args = append(args, "--runtime=containerd", "--containerd-address="+u.containerd, "--containerd-namespace="+n.ctrNamespace,
+	// Its server, which kubectl skiff logs and exec call, is verified with
+	// the cluster's CA and knows the admin by its certificate.
+	pki := u.pki()
+	args = append(args, "--tls-cert-file="+pki.cert(n.servingCert()), "--tls-private-key-file="+pki.key(n.servingCert()),
+		"--client-ca-file="+pki.cert("ca"),
+		"--runtime=containerd", "--containerd-address="+u.containerd, "--containerd-namespace="+n.ctrNamespace,
 		"--root-dir="+n.rootDir(), "--cni-bridge="+u.cniBridge,
 		fmt.Sprintf("--port=%d", u.servePort), "--service-cidr="+u.serviceCIDR, "--bpf-pin-dir="+n.bpfPinDir(),
 		"--cluster-dns="+u.clusterDNS(), fmt.Sprintf("--dns-port=%d", u.dnsPort),
@@ -112,6 +144,9 @@ func (u *up) agentArgs(n node) []string {
 // waits until each is healthy: its Node is registered.
 func (u *up) startNodeAgents() error {
 	nodes := u.nodes()
+	if err := u.issueServingCerts(nodes); err != nil {
+		return err
+	}
 	started := make([]*child, 0, len(nodes))
 	for _, n := range nodes {
 		program, args := u.nodeAgent, u.agentArgs(n)
@@ -133,6 +168,19 @@ func (u *up) startNodeAgents() error {
 		}
 	}
 	return nil
+}
+
+// issueServingCerts gives each node agent of real containers the serving
+// certificate agentArgs names, for its current address.
+func (u *up) issueServingCerts(nodes []node) error {
+	if u.runtime != "containerd" {
+		return nil
+	}
+	certs := make([]certSpec, 0, len(nodes))
+	for _, n := range nodes {
+		certs = append(certs, nodeServingCert(n.servingCert(), n.name, n.addresses()))
+	}
+	return u.pki().ensure(certs)
 }
 
 // createNodeNetwork creates the bridge of the node network on the host,
@@ -193,6 +241,7 @@ func (u *up) shutDownNode(n node) {
 	}
 	if u.runtime == "containerd" && !u.keepPods {
 		report("stopping the pods' containers", u.stopPods(n.ctrNamespace))
+		report("killing the shims left by cut-short task deletes", u.killOrphanShims(n.ctrNamespace))
 		report("removing the eBPF datapath", u.removeDatapath(n))
 		report("unmounting the pods' namespaces and volumes", unmountUnder(n.rootDir()))
 	}

@@ -67,6 +67,14 @@ func nodeAgentCert(nodeName string) certSpec {
 	return certSpec{name: "nodeagent", commonName: "system:node:" + nodeName, organization: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}
 }
 
+// nodeServingCert is a node agent's serving certificate for its logs and
+// exec port, for the node's address, so that `kubectl skiff logs` and
+// `exec` verify the agent with the kubeconfig's CA, as the apiserver does
+// a kubelet with --kubelet-certificate-authority.
+func nodeServingCert(name, nodeName string, ips []net.IP) certSpec {
+	return certSpec{name: name, commonName: nodeName, dnsNames: []string{nodeName}, ips: ips, usage: x509.ExtKeyUsageServerAuth}
+}
+
 // ensure creates whatever is missing: the CA, the service-account signing
 // key and each certificate. Existing files are kept, so that kubeconfigs
 // handed out earlier keep working across restarts; a certificate that

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +68,21 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		out, err := kubectl("get", "pods.core.skiff.dev", "hello", "-o", "jsonpath={.spec.nodeName} {.status.phase}")
 		return err == nil && out == "e2e-node Running"
 	})
+	// The manager's and the agent's /metrics: reconciles, the sample's
+	// scheduling and start, and with real containers the Services' eBPF
+	// counters.
+	agentSeries := []string{"controller_runtime_reconcile_total", "kubelet_pod_start_duration_seconds_count"}
+	if out, _ := kubectl("get", "pods.core.skiff.dev", "hello", "-o", "jsonpath={.status.containerStatuses[0].containerID}"); strings.HasPrefix(out, "containerd://") {
+		agentSeries = append(agentSeries, `skiff_lb_connections_total{result="translated"}`)
+	}
+	for url, series := range map[string][]string{
+		fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[2]):   {"controller_runtime_reconcile_total", `scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"}`},
+		fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[3]+1): agentSeries,
+	} {
+		if missing := missingSeries(url, series); len(missing) > 0 {
+			t.Errorf("%s lacks %v", url, missing)
+		}
+	}
 	if out, err := kubectl("get", "lease", "-n", "kube-node-lease", "e2e-node", "-o", "jsonpath={.spec.holderIdentity}"); err != nil || out != "e2e-node" {
 		t.Errorf("the node agent holds no node lease: %q %v", out, err)
 	}
@@ -186,6 +203,27 @@ func TestUpSeveralNodesSurviveACrashAndShrink(t *testing.T) {
 			}
 		}
 	}
+}
+
+// missingSeries scrapes url and returns the series of want it lacks: all
+// of them when it cannot be read.
+func missingSeries(url string, want []string) []string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return want
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return want
+	}
+	var missing []string
+	for _, s := range want {
+		if !strings.Contains(string(body), "\n"+s) {
+			missing = append(missing, s)
+		}
+	}
+	return missing
 }
 
 // waitFor polls check for up to a minute, and fails the test with the end

@@ -97,6 +97,16 @@ func TestPKIIssuesWhatTheClusterNeeds(t *testing.T) {
 	if _, err := admin.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Errorf("the admin certificate does not chain to the CA: %v", err)
 	}
+	// A node agent's serving certificate is verified, for its address, with
+	// the CA that kubeconfigs hold.
+	node := testUp(t, 3).nodes()[1]
+	if err := p.ensure([]certSpec{nodeServingCert(node.servingCert(), node.name, node.addresses())}); err != nil {
+		t.Fatal(err)
+	}
+	serving := readCert(t, p.cert(node.servingCert()))
+	if _, err := serving.Verify(x509.VerifyOptions{Roots: pool, DNSName: "10.250.0.3", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Errorf("the serving certificate of %s is not the CA's for 10.250.0.3: %v", node.name, err)
+	}
 	if !exists(filepath.Join(p.dir, "service-account.pub")) || !exists(p.key("service-account")) {
 		t.Error("no service-account signing key pair")
 	}
@@ -283,24 +293,30 @@ func TestAgentArgs(t *testing.T) {
 		{
 			name: "one node in the host's network", u: testUp(t, 1), node: 0,
 			want: []string{"--kubeconfig=/state/nodeagent.kubeconfig", "--node-name=box", "--health-probe-bind-address=127.0.0.1:18082",
+				"--metrics-bind-address=127.0.0.1:18083",
 				"--runtime=containerd", "--containerd-namespace=skiff", "--root-dir=/state/nodeagent", "--bpf-pin-dir=/state/bpf",
-				"--cluster-cidr=10.244.0.0/16", "--nodeport-table=skiff_nodeport_skiff0", "--podnet-table=skiff_podnet_skiff0"},
+				"--cluster-cidr=10.244.0.0/16", "--nodeport-table=skiff_nodeport_skiff0", "--podnet-table=skiff_podnet_skiff0",
+				"--tls-cert-file=/state/pki/nodeagent-serving.crt", "--tls-private-key-file=/state/pki/nodeagent-serving.key", "--client-ca-file=/state/pki/ca.crt"},
 			// Its Services cover the whole machine, as before.
 			unwanted: []string{"--node-ip", "--cgroup-root", "--proxy-cgroup"},
 		},
 		{
 			name: "node 2 of 3", u: testUp(t, 3), node: 1,
 			want: []string{"--kubeconfig=/state/nodeagent.kubeconfig", "--node-name=box-2", "--node-ip=10.250.0.3",
-				"--health-probe-bind-address=10.250.0.3:18082", "--metrics-bind-address=0",
+				"--health-probe-bind-address=10.250.0.3:18082", "--metrics-bind-address=10.250.0.3:18083",
 				"--runtime=containerd", "--containerd-address=/run/containerd/containerd.sock", "--containerd-namespace=skiff-box-2",
 				"--root-dir=/state/nodes/box-2/nodeagent", "--bpf-pin-dir=/state/nodes/box-2/bpf", "--cni-bridge=skiff0",
 				"--port=10250", "--service-cidr=10.96.0.0/16", "--cluster-dns=10.96.0.10", "--dns-port=10053", "--cluster-cidr=10.244.0.0/16",
-				"--cgroup-root=/skiff/box-2", "--proxy-cgroup=/skiff/box-2"},
+				"--cgroup-root=/skiff/box-2", "--proxy-cgroup=/skiff/box-2",
+				// kubectl skiff logs and exec verify the agent with the CA,
+				// and the agent knows the admin by its certificate.
+				"--tls-cert-file=/state/pki/nodeagent-serving-box-2.crt", "--tls-private-key-file=/state/pki/nodeagent-serving-box-2.key",
+				"--client-ca-file=/state/pki/ca.crt"},
 		},
 		{
 			name: "simulated node 1 of 3", u: simulated, node: 0,
 			want:     []string{"--node-name=box-1", "--node-ip=10.250.0.2", "--runtime=simulated"},
-			unwanted: []string{"--containerd-address", "--root-dir", "--cgroup-root"},
+			unwanted: []string{"--containerd-address", "--root-dir", "--cgroup-root", "--tls-cert-file", "--client-ca-file"},
 		},
 	}
 	for _, tc := range cases {
@@ -400,6 +416,31 @@ func TestRestartBackoff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := restartBackoff(tt.prev, tt.ran); got != tt.want {
 				t.Errorf("restartBackoff(%s, %s) = %s, want %s", tt.prev, tt.ran, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestIsShimOf: only the shims of the node's namespace at this cluster's
+// containerd are a node's.
+func TestIsShimOf(t *testing.T) {
+	const addr, ns = "/tmp/s/containerd.sock", "skiff-vm-1"
+	tests := []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{"the node's shim", []string{"/usr/bin/containerd-shim-runc-v2", "-namespace", ns, "-id", "x", "-address", addr}, true},
+		{"another node's", []string{"/usr/bin/containerd-shim-runc-v2", "-namespace", "skiff-vm-2", "-id", "x", "-address", addr}, false},
+		{"another containerd's", []string{"/usr/bin/containerd-shim-runc-v2", "-namespace", ns, "-id", "x", "-address", "/run/containerd/containerd.sock"}, false},
+		{"not a shim", []string{"/bin/sleep", "-namespace", ns, "-address", addr}, false},
+		{"a flag without its value", []string{"containerd-shim-runc-v2", "-address", addr, "-namespace"}, false},
+		{"no command line (a kernel thread)", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := isShimOf(tt.args, addr, ns); got != tt.want {
+				t.Errorf("isShimOf(%q) = %v, want %v", tt.args, got, tt.want)
 			}
 		})
 	}

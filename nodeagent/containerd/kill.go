@@ -50,7 +50,9 @@ func (r *Runtime) KillPod(ctx context.Context, pod *skiffcorev1.Pod, grace time.
 		errs = append(errs, err)
 	}
 	if r.cfg.Network != nil {
-		errs = append(errs, r.cfg.Network.Teardown(ctx, pod.UID))
+		teardown, cancel := uninterrupted(ctx)
+		defer cancel()
+		errs = append(errs, r.cfg.Network.Teardown(teardown, pod.UID))
 	}
 	return errors.Join(errs...)
 }

@@ -254,7 +254,8 @@ func (r *Runtime) ListPods(ctx context.Context) ([]nodeagent.RuntimePod, error) 
 // last: a RemovePod cut short leaves the pod listed, and the next agent
 // finishes the job.
 func (r *Runtime) RemovePod(ctx context.Context, uid types.UID) error {
-	ctx = r.ctx(ctx)
+	ctx, cancel := uninterrupted(r.ctx(ctx))
+	defer cancel()
 	r.untrackPod(uid)
 	var errs []error
 	if r.cfg.Network != nil {
@@ -295,6 +296,8 @@ func (r *Runtime) removeLogs(ctx context.Context, uid types.UID) error {
 
 // deleteContainer deletes a container, its task and its snapshot.
 func deleteContainer(ctx context.Context, c containerd.Container) error {
+	ctx, cancel := uninterrupted(ctx)
+	defer cancel()
 	if t, err := c.Task(ctx, nil); err == nil {
 		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("deleting task of container %s: %w", c.ID(), err)
@@ -304,6 +307,19 @@ func deleteContainer(ctx context.Context, c containerd.Container) error {
 		return fmt.Errorf("deleting container %s: %w", c.ID(), err)
 	}
 	return nil
+}
+
+// cleanupTimeout bounds a clean-up step that goes on after its caller's
+// context has ended.
+const cleanupTimeout = 30 * time.Second
+
+// uninterrupted detaches a clean-up step from its caller's cancellation, so
+// that an agent that stops mid-way leaves no half-done work: a task delete
+// cut short can leave containerd without the task but with its shim still
+// running, an orphan that nothing finds again, and a CNI DEL cut short
+// leaves the pod's rules behind.
+func uninterrupted(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
 // podsDir holds a directory per pod: its /etc files and its volumes.

@@ -192,7 +192,9 @@ func (r *Runtime) finalize(ctx context.Context, c containerd.Container, task con
 	if err != nil {
 		return nil, err
 	}
-	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+	del, cancel := uninterrupted(ctx)
+	defer cancel()
+	if _, err := task.Delete(del); err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("deleting the exited task of container %s: %w", c.ID(), err)
 	}
 	return o, nil
@@ -246,7 +248,9 @@ func (r *Runtime) start(ctx context.Context, pod *skiffcorev1.Pod, sb *sandbox, 
 		return &startError{reason: reasonRunContainerError, err: fmt.Errorf("creating the task of container %q: %w", c.Name, err)}
 	}
 	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(ctx, containerd.WithProcessKill)
+		del, cancel := uninterrupted(ctx)
+		defer cancel()
+		_, _ = task.Delete(del, containerd.WithProcessKill)
 		return &startError{reason: reasonRunContainerError, err: fmt.Errorf("starting container %q: %w", c.Name, err)}
 	}
 	r.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
