@@ -1,7 +1,8 @@
-// Package nodes is `kubectl skiff cordon` and `uncordon`: they mark skiff
-// Nodes unschedulable, and schedulable again, through spec.unschedulable,
-// which skiff's scheduler and node lifecycle controller read as upstream's
-// do.
+// Package nodes is `kubectl skiff cordon`, `uncordon` and `drain`: they
+// mark skiff Nodes unschedulable, and schedulable again, through
+// spec.unschedulable, which skiff's scheduler and node lifecycle controller
+// read as upstream's do; drain then deletes a node's pods by kubectl
+// drain's rules (podfilter.go, pure) and waits until they are gone.
 package nodes
 
 import (
