@@ -126,6 +126,8 @@ type Host struct {
 	// pod that vanished from the API can still be stopped.
 	mu      sync.Mutex
 	running map[types.NamespacedName]runningPod
+	// starts times the pods' starts, for the start latency metrics.
+	starts *podStartTracker
 }
 
 type runningPod struct {
@@ -153,7 +155,7 @@ func NewHost(cfg *rest.Config, opts Options) (*Host, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	h := &Host{opts: opts, clock: opts.Clock, agents: map[string]*agent{}, running: map[types.NamespacedName]runningPod{}}
+	h := &Host{opts: opts, clock: opts.Clock, agents: map[string]*agent{}, running: map[types.NamespacedName]runningPod{}, starts: newPodStartTracker()}
 	for _, n := range opts.Nodes {
 		h.agents[n.Name] = &agent{cfg: n, runtime: opts.NewRuntime(n.Name), done: make(chan struct{})}
 	}

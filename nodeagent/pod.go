@@ -60,6 +60,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 
 // sync runs the pod and writes its status.
 func (r *podReconciler) sync(ctx context.Context, a *agent, pod *skiffcorev1.Pod) (ctrl.Result, error) {
+	r.host.starts.seen(pod.UID, r.host.clock.Now())
 	if !controllerutil.ContainsFinalizer(pod, skiffcorev1.PodTerminationFinalizer) {
 		// A pod created with spec.nodeName set skipped the scheduler,
 		// which adds the finalizer in its binding write.
@@ -98,6 +99,7 @@ func (r *podReconciler) sync(ctx context.Context, a *agent, pod *skiffcorev1.Pod
 	if equality.Semantic.DeepEqual(pod.Status, status) {
 		return result, syncErr
 	}
+	r.host.starts.synced(pod, &status, now)
 	patch := client.MergeFromWithOptions(pod.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	pod.Status = status
 	if err := r.host.client.Status().Patch(ctx, pod, patch); err != nil {
@@ -153,6 +155,7 @@ func (r *podReconciler) terminate(ctx context.Context, a *agent, pod *skiffcorev
 // exits, until the pod is deleted, as the kubelet does.
 func (r *podReconciler) stopFinished(ctx context.Context, a *agent, pod *skiffcorev1.Pod) error {
 	r.remember(pod, a)
+	r.host.starts.forget(pod.UID)
 	if err := a.runtime.KillPod(ctx, pod, 0); err != nil {
 		return fmt.Errorf("stopping finished pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
@@ -177,6 +180,7 @@ func (r *podReconciler) forget(ctx context.Context, key types.NamespacedName, po
 	if !ok {
 		return nil
 	}
+	r.host.starts.forget(rp.uid)
 	a := r.host.agent(rp.node)
 	if a == nil {
 		return nil

@@ -3,10 +3,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/util/exec"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -19,6 +21,12 @@ func main() {
 	ctrllog.SetLogger(klog.NewKlogr())
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	if err := kubectlskiff.NewRootCommand(streams).Execute(); err != nil {
+		// As kubectl: exec exits with the remote command's code.
+		var exit exec.ExitError
+		if errors.As(err, &exit) && exit.Exited() {
+			fmt.Fprintf(os.Stderr, "command terminated with exit code %d\n", exit.ExitStatus())
+			os.Exit(exit.ExitStatus())
+		}
 		// As kubectl: one "error: " line, exit code 1.
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		os.Exit(1)

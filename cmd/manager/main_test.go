@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -60,13 +59,17 @@ func TestManagerServesHealthAndMetrics(t *testing.T) {
 	for _, url := range []string{"http://" + probe + "/healthz", "http://" + probe + "/readyz"} {
 		testenv.Eventually(t, 20*time.Second, func() error { _, err := get(url); return err })
 	}
-	body, err := get("http://" + metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(body, "rest_client_requests_total") {
-		t.Errorf("/metrics lacks controller-runtime's client metrics:\n%.500s", body)
-	}
+	// The controllers' reconcile metrics and the scheduler's appear once
+	// each has started.
+	series := []string{"rest_client_requests_total", "controller_runtime_reconcile_total", "workqueue_adds_total",
+		`scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"}`,
+		`scheduler_scheduling_attempt_duration_seconds`, `scheduler_pending_pods{queue="active"}`}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if missing, err := testenv.MissingSeries("http://"+metrics+"/metrics", series...); len(missing) > 0 {
+			return fmt.Errorf("/metrics lacks %v (%v)", missing, err)
+		}
+		return nil
+	})
 	if err := stop(); err != nil {
 		t.Fatalf("the manager stopped with an error: %v", err)
 	}

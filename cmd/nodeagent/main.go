@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"skiff.dev/skiff/ebpf/lb"
 	"skiff.dev/skiff/ebpf/nodeport"
@@ -54,6 +55,7 @@ type flags struct {
 	port           int
 	tlsCert        string
 	tlsKey         string
+	clientCAFile   string
 	proxyMode      string
 	bpfPinDir      string
 	serviceCIDR    string
@@ -104,6 +106,7 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.IntVar(&f.port, "port", server.DefaultPort, "the HTTPS port for container logs and exec (--runtime=containerd); 0 serves none")
 	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "the serving certificate for --port (default: a self-signed one)")
 	fs.StringVar(&f.tlsKey, "tls-private-key-file", "", "the key of --tls-cert-file")
+	fs.StringVar(&f.clientCAFile, "client-ca-file", "", "a CA bundle: callers of --port may present a client certificate it signed (CommonName is the user, Organizations the groups) instead of a bearer token")
 	fs.StringVar(&f.proxyMode, "proxy-mode", "ebpf", "how Services are load balanced with --runtime=containerd: ebpf (cgroup socket hooks) or none")
 	fs.StringVar(&f.bpfPinDir, "bpf-pin-dir", lb.DefaultPinDir, "the bpffs directory the eBPF datapath is pinned in; it outlives the agent")
 	fs.StringVar(&f.serviceCIDR, "service-cidr", "10.96.0.0/16", "the Services' cluster IP range: unknown addresses in it are refused")
@@ -132,7 +135,7 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.Float64Var(&f.qps, "kube-api-qps", 1000, "requests a second the agent may send the apiserver")
 	fs.IntVar(&f.burst, "kube-api-burst", 2000, "requests the agent may send the apiserver in a burst")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":10248", "address the /healthz and /readyz endpoints bind to; 0 disables them")
-	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0", "address the /metrics endpoint binds to; 0 disables it")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0", "address the /metrics endpoint binds to (plain HTTP), e.g. :10255, the kubelet's read-only port, which served its metrics; 0 disables it")
 	f.zap.BindFlags(fs)
 	return f
 }
@@ -185,7 +188,7 @@ func serveLogsAndExec(f *flags, rt *skiffcontainerd.Runtime) func(*nodeagent.Hos
 		}
 		srv, err := server.New(server.Config{
 			Addr: fmt.Sprintf(":%d", f.port), NodeName: f.nodeName, CertFile: f.tlsCert, KeyFile: f.tlsKey,
-			Client: host.Client(), Runtime: rt,
+			ClientCAFile: f.clientCAFile, Client: host.Client(), Runtime: rt,
 		})
 		if err != nil {
 			return fmt.Errorf("--port: %w", err)
@@ -216,6 +219,10 @@ func runProxy(f *flags, rt *skiffcontainerd.Runtime, opts nodeagent.Options) fun
 		}
 		if err := dp.SetServiceCIDRs(cidr); err != nil {
 			return err
+		}
+		// Its counters are served on /metrics, read on each scrape.
+		if err := metrics.Registry.Register(lb.NewCollector(dp)); err != nil {
+			return fmt.Errorf("exporting the datapath's counters: %w", err)
 		}
 		static, err := dnsServices(f, opts.Nodes[0].InternalIP)
 		if err != nil {

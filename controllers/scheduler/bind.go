@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,10 +39,11 @@ func bindingPatch(pod *skiffcorev1.Pod, node string) []byte {
 	return b
 }
 
-// bind writes the binding of an assumed pod. On success the assumption
-// waits for the informer to confirm it; on failure it is forgotten and
-// the pod is retried after a backoff, or dropped if it is gone.
-func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pi *PodInfo, node string) {
+// bind writes the binding of an assumed pod, which ends the scheduling
+// attempt that began at start. On success the assumption waits for the
+// informer to confirm it; on failure it is forgotten and the pod is
+// retried after a backoff, or dropped if it is gone.
+func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pi *PodInfo, node string, start time.Time) {
 	pod := pi.Pod
 	target := &skiffcorev1.Pod{}
 	target.Namespace, target.Name = pod.Namespace, pod.Name
@@ -51,6 +53,7 @@ func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pi *PodInfo, node s
 		s.cache.FinishBinding(pod.UID)
 		s.queue.Done(qp)
 		s.events.scheduled(pod, node)
+		observeAttempt(resultScheduled, start)
 		return
 	case apierrors.IsNotFound(err):
 		s.cache.Forget(pod.UID)
@@ -62,6 +65,8 @@ func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pi *PodInfo, node s
 		s.cache.Forget(pod.UID)
 		s.queue.Backoff(qp)
 	}
+	// A refused binding ends the attempt in error, as upstream counts it.
+	observeAttempt(resultError, start)
 	// The forgotten assumption freed room that parked pods may use.
 	s.queue.MoveAllToActive()
 }

@@ -269,3 +269,28 @@ func (h *activeHeap) Pop() any {
 	qp.index = -1
 	return qp
 }
+
+// QueueCounts is how many pods wait in each part of the queue; pods being
+// scheduled right now are in none.
+type QueueCounts struct {
+	Active, Backoff, Unschedulable int
+}
+
+// Counts counts the pods in each part of the queue, for the pending pods
+// gauge.
+func (q *Queue) Counts() QueueCounts {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var c QueueCounts
+	for _, qp := range q.pods {
+		switch qp.state {
+		case inActive:
+			c.Active++
+		case inBackoff:
+			c.Backoff++
+		case inUnschedulable:
+			c.Unschedulable++
+		}
+	}
+	return c
+}

@@ -134,6 +134,8 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	go s.housekeeping(ctx, done)
 	go s.events.run(ctx)
+	pendingQueue.Store(s.queue)
+	defer pendingQueue.CompareAndSwap(s.queue, nil)
 	go func() {
 		<-ctx.Done()
 		s.queue.Close()
@@ -174,6 +176,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
+	start := time.Now()
 	if s.cache.IsAssumedOrBound(pi.Pod.UID) {
 		s.queue.Done(qp)
 		return true
@@ -192,13 +195,14 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		}
 		s.cache.Unlock()
 		s.queue.Unschedulable(qp)
+		observeAttempt(resultUnschedulable, start)
 		s.dispatch(ctx, func(ctx context.Context) { s.recordFailure(ctx, pi, fitErr, p) })
 		return true
 	}
 	s.cache.Assume(pi, node.Name)
 	s.cache.Unlock()
 	name := node.Name
-	s.dispatch(ctx, func(ctx context.Context) { s.bind(ctx, qp, pi, name) })
+	s.dispatch(ctx, func(ctx context.Context) { s.bind(ctx, qp, pi, name, start) })
 	return true
 }
 

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/internal/hosttest"
+	"skiff.dev/skiff/internal/testenv"
 	"skiff.dev/skiff/internal/uptest"
 )
 
@@ -79,8 +78,8 @@ func TestUpStartsStopsAndKeepsState(t *testing.T) {
 		fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[2]):   {"controller_runtime_reconcile_total", `scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"}`},
 		fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[3]+1): agentSeries,
 	} {
-		if missing := missingSeries(url, series); len(missing) > 0 {
-			t.Errorf("%s lacks %v", url, missing)
+		if missing, err := testenv.MissingSeries(url, series...); len(missing) > 0 {
+			t.Errorf("%s lacks %v (%v)", url, missing, err)
 		}
 	}
 	if out, err := kubectl("get", "lease", "-n", "kube-node-lease", "e2e-node", "-o", "jsonpath={.spec.holderIdentity}"); err != nil || out != "e2e-node" {
@@ -173,6 +172,13 @@ func TestUpSeveralNodesSurviveACrashAndShrink(t *testing.T) {
 	if !strings.Contains(first.Output(), "e2e-3") || !strings.Contains(first.Output(), nodeIP(3)) {
 		t.Errorf("up did not print the nodes and their addresses:\n%s", first.Output())
 	}
+	// Each agent serves /metrics on its node's address, next to its health.
+	for i := 1; i <= 3; i++ {
+		url := fmt.Sprintf("http://%s:%d/metrics", nodeIP(i), ports[3]+1)
+		if missing, err := testenv.MissingSeries(url, "controller_runtime_reconcile_total", "kubelet_pod_start_duration_seconds_count"); len(missing) > 0 {
+			t.Errorf("%s lacks %v (%v)", url, missing, err)
+		}
+	}
 
 	// A crash: up dies at once, its children with it, its netns stay.
 	_ = syscall.Kill(first.Pid(), syscall.SIGKILL)
@@ -203,27 +209,6 @@ func TestUpSeveralNodesSurviveACrashAndShrink(t *testing.T) {
 			}
 		}
 	}
-}
-
-// missingSeries scrapes url and returns the series of want it lacks: all
-// of them when it cannot be read.
-func missingSeries(url string, want []string) []string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return want
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return want
-	}
-	var missing []string
-	for _, s := range want {
-		if !strings.Contains(string(body), "\n"+s) {
-			missing = append(missing, s)
-		}
-	}
-	return missing
 }
 
 // waitFor polls check for up to a minute, and fails the test with the end

@@ -12,7 +12,9 @@ import (
 
 	"skiff.dev/skiff/internal/kubectlskiff/cli"
 	"skiff.dev/skiff/internal/kubectlskiff/convert"
+	"skiff.dev/skiff/internal/kubectlskiff/describe"
 	"skiff.dev/skiff/internal/kubectlskiff/nodes"
+	"skiff.dev/skiff/internal/kubectlskiff/podio"
 	"skiff.dev/skiff/internal/kubectlskiff/rollout"
 )
 
@@ -43,6 +45,10 @@ Nodes), and converts upstream manifests to skiff's API groups.`,
 		rollout.NewCommand(f, streams),
 		nodes.NewCordonCommand(f, streams),
 		nodes.NewUncordonCommand(f, streams),
+		nodes.NewDrainCommand(f, streams),
+		podio.NewLogsCommand(f, streams),
+		podio.NewExecCommand(f, streams),
+		describe.NewCommand(f, streams),
 		convert.NewCommand(streams),
 		newVersionCommand(f, streams),
 	)

@@ -24,7 +24,7 @@ func TestRoot(t *testing.T) {
 		want []string
 		err  string
 	}{
-		{[]string{"--help"}, []string{"kubectl skiff [command]", "rollout", "cordon", "uncordon", "convert", "version",
+		{[]string{"--help"}, []string{"kubectl skiff [command]", "rollout", "cordon", "uncordon", "drain", "describe", "logs", "exec", "convert", "version",
 			"--kubeconfig", "--context", "-n, --namespace", "-A, --all-namespaces"}, ""},
 		{[]string{"rollout", "--help"}, []string{"kubectl skiff rollout", "status", "history", "undo", "pause", "resume", "restart"}, ""},
 		{[]string{"version", "--client"}, []string{"Client Version: "}, ""},

@@ -158,6 +158,17 @@ func (e *Env) WriteAdminKubeconfig(dir string) (string, error) {
 	return path, os.WriteFile(path, data, 0o600)
 }
 
+// ClientCAFile is the CA bundle that signs the apiserver's client
+// certificates (WriteAdminKubeconfig's), for a server that knows the
+// cluster's users by their certificates, as a node agent's
+// --client-ca-file.
+func (e *Env) ClientCAFile() string {
+	if ca := e.env.ControlPlane.APIServer.Configure().Get("client-ca-file").Get(nil); len(ca) == 1 {
+		return ca[0]
+	}
+	return ""
+}
+
 // RunSuite is a suite's TestMain: it starts the test cluster into *env,
 // runs the package's tests, stops the cluster and exits with the tests'
 // code. A cluster that cannot start fails the suite, naming it.

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -29,11 +31,15 @@ const (
 	tokenFailureTTL = 10 * time.Second
 )
 
-// authenticator checks bearer tokens with TokenReviews and remembers the
-// verdicts, so that a session of requests costs one review.
+// authenticator knows callers by a client certificate that the cluster's
+// CA signed, as the kubelet does with --client-ca-file, or by a bearer
+// token, which it checks with TokenReviews and whose verdicts it
+// remembers, so that a session of requests costs one review.
 type authenticator struct {
 	client client.Client
 	now    func() time.Time
+	// clientCAs verify client certificates; nil accepts tokens only.
+	clientCAs *x509.CertPool
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]tokenVerdict
@@ -49,11 +55,21 @@ func newAuthenticator(c client.Client) *authenticator {
 	return &authenticator{client: c, now: time.Now, cache: map[[sha256.Size]byte]tokenVerdict{}}
 }
 
-// authenticate returns the user of the request's bearer token, or a 401.
+// authenticate returns the user of the request's client certificate or
+// bearer token, or a 401. A certificate is tried first, as the apiserver
+// tries its x509 authenticator first; one that does not verify leaves the
+// token to decide, and is the reason given when there is none.
 func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (*authenticationv1.UserInfo, error) {
+	user, certErr := a.certificateUser(r)
+	if user != nil {
+		return user, nil
+	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || strings.TrimSpace(token) == "" {
-		return nil, httpError{http.StatusUnauthorized, "Unauthorized: send a bearer token (Authorization: Bearer <token>)"}
+		if certErr != nil {
+			return nil, httpError{http.StatusUnauthorized, "Unauthorized: " + certErr.Error()}
+		}
+		return nil, httpError{http.StatusUnauthorized, "Unauthorized: " + a.askForCredentials()}
 	}
 	v, err := a.verdict(ctx, strings.TrimSpace(token))
 	if err != nil {
@@ -63,6 +79,43 @@ func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (*aut
 		return nil, httpError{http.StatusUnauthorized, "Unauthorized: " + v.reason}
 	}
 	return v.user, nil
+}
+
+// askForCredentials says what the caller may send.
+func (a *authenticator) askForCredentials() string {
+	if a.clientCAs == nil {
+		return "send a bearer token (Authorization: Bearer <token>)"
+	}
+	return "send a bearer token (Authorization: Bearer <token>) or a client certificate signed by the cluster's CA"
+}
+
+// certificateUser is the user a verified client certificate names, as the
+// apiserver's x509 authenticator reads it: the subject's CommonName is the
+// user name and its Organizations the groups. The TLS handshake only
+// requests the certificate; it is verified here, so that one from another
+// CA is answered with a 401 that says why, not a failed handshake. It
+// returns nil, nil without a certificate, or without a client CA to
+// verify one with.
+func (a *authenticator) certificateUser(r *http.Request) (*authenticationv1.UserInfo, error) {
+	if a.clientCAs == nil || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil, nil
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	intermediates := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		intermediates.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{
+		Roots: a.clientCAs, Intermediates: intermediates, CurrentTime: a.now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the client certificate of %q is not valid here (it must be signed by the node agent's --client-ca-file): %w", leaf.Subject.CommonName, err)
+	}
+	if leaf.Subject.CommonName == "" {
+		return nil, errors.New("the client certificate names no user: its subject has no CommonName")
+	}
+	return &authenticationv1.UserInfo{Username: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}, nil
 }
 
 // verdict is the cached TokenReview of token, or a new one.

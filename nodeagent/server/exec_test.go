@@ -4,71 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/namespaces"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/util/exec"
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
-	"skiff.dev/skiff/internal/hosttest"
-	"skiff.dev/skiff/internal/testenv"
+	"skiff.dev/skiff/internal/containertest"
 	"skiff.dev/skiff/nodeagent/containerd"
-	"skiff.dev/skiff/nodeagent/images"
 )
-
-// startRuntime runs a private containerd with skiff's busybox image and
-// the containerd runtime on it, pods in the host's network, and returns
-// the image's name as the tarball has it. Every pod is killed and removed
-// when the test ends.
-func startRuntime(t *testing.T) (*containerd.Runtime, string) {
-	t.Helper()
-	hosttest.RequireRoot(t)
-	hosttest.RequireCommand(t, "containerd")
-	hosttest.RequireCommand(t, "runc")
-	tarball := filepath.Join(env.Root, images.TestImagesDir, "busybox.tar")
-	hosttest.RequireFile(t, tarball)
-	ctx := context.Background()
-	dir := t.TempDir()
-	d, err := containerd.StartDaemon(ctx, "", filepath.Join(dir, "containerd"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Stop() })
-	rt, err := containerd.New(containerd.Config{Address: d.Address, Dir: filepath.Join(dir, "agent")}, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Close() })
-	t.Cleanup(func() {
-		pods, err := rt.ListPods(ctx)
-		if err != nil {
-			t.Errorf("listing pods to clean up: %v", err)
-		}
-		for _, p := range pods {
-			stale := &skiffcorev1.Pod{}
-			stale.UID, stale.Namespace, stale.Name = p.UID, p.Namespace, p.Name
-			if err := errors.Join(rt.KillPod(ctx, stale, 0), rt.RemovePod(ctx, p.UID)); err != nil {
-				t.Errorf("cleaning up pod %s: %v", p.Name, err)
-			}
-		}
-	})
-	names, err := images.Import(namespaces.WithNamespace(ctx, containerd.DefaultNamespace), rt.Client(), tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(names) != 1 {
-		t.Fatalf("%s holds images %q, want one: rebuild it with `make images`", tarball, names)
-	}
-	return rt, names[0]
-}
 
 // runPod creates a pod bound to node and syncs it, as the agent does,
 // until its container runs (or, with restarts, has restarted that often).
@@ -76,16 +25,7 @@ func runPod(t *testing.T, rt *containerd.Runtime, image, node string, policy cor
 	t.Helper()
 	pod := boundPodObject(t, node, image, "sh", "-c", script)
 	pod.Spec.RestartPolicy = policy
-	testenv.Eventually(t, 30*time.Second, func() error {
-		st, err := rt.SyncPod(context.Background(), pod)
-		if err != nil {
-			return err
-		}
-		if len(st.Containers) == 1 && st.Containers[0].State.Running != nil && st.Containers[0].RestartCount >= restarts {
-			return nil
-		}
-		return fmt.Errorf("pod %s not yet running with %d restarts: %+v", pod.Name, restarts, st.Containers)
-	})
+	containertest.SyncUntilRunning(t, rt, pod, restarts)
 	return pod
 }
 
@@ -104,7 +44,7 @@ func (f *fixedSize) Next() *remotecommand.TerminalSize {
 // WebSocket executors, as kubectl and `kubectl skiff exec` do: output,
 // stderr, exit codes, stdin to its end, and a terminal with its size.
 func TestExec(t *testing.T) {
-	rt, image := startRuntime(t)
+	rt, image := containertest.StartRuntime(t, env.Root)
 	const node = "node-exec"
 	pod := runPod(t, rt, image, node, corev1.RestartPolicyAlways, 0, `trap 'exit 0' TERM; while true; do sleep 0.1; done`)
 	base := startServer(t, node, rt)
@@ -184,7 +124,7 @@ func TestExec(t *testing.T) {
 // TestContainerLogs reads a real container's logs through the server:
 // the latest run, the previous one, and a follow that ends with the run.
 func TestContainerLogs(t *testing.T) {
-	rt, image := startRuntime(t)
+	rt, image := containertest.StartRuntime(t, env.Root)
 	const node = "node-logs"
 	base := startServer(t, node, rt)
 	token := serviceAccount(t, grant{"log", []string{"get"}})

@@ -1,7 +1,8 @@
 // Package server is the node agent's HTTPS server: the kubelet's
 // /containerLogs and /exec endpoints, which `kubectl skiff logs` and
 // `kubectl skiff exec` call. As the kubelet does, it authenticates callers
-// by their bearer token through a TokenReview and authorizes each request
+// by a client certificate of the cluster's CA (--client-ca-file) or by
+// their bearer token through a TokenReview, and authorizes each request
 // through a SubjectAccessReview on the node's log or proxy subresource.
 package server
 
@@ -50,6 +51,10 @@ type Config struct {
 	// empty a self-signed pair for NodeName is made at start, as the
 	// kubelet does without --tls-cert-file.
 	CertFile, KeyFile string
+	// ClientCAFile is the CA bundle (PEM) that signs the client
+	// certificates callers may present instead of a bearer token, the
+	// kubelet's --client-ca-file; empty accepts bearer tokens only.
+	ClientCAFile string
 	// Client reads pods and creates TokenReviews and SubjectAccessReviews.
 	Client client.Client
 	// Runtime runs the containers.
@@ -81,14 +86,26 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	authn := newAuthenticator(cfg.Client)
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if cfg.ClientCAFile != "" {
+		if authn.clientCAs, err = cert.NewPool(cfg.ClientCAFile); err != nil {
+			return nil, fmt.Errorf("loading the client CA (--client-ca-file): %w", err)
+		}
+		// Requested, not required, and verified by the authenticator, as
+		// the apiserver does: a caller with a token sends no certificate,
+		// and one from another CA gets a 401 that says so. ClientCAs
+		// tells clients which of their certificates to send.
+		tlsConfig.ClientAuth, tlsConfig.ClientCAs = tls.RequestClientCert, authn.clientCAs
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("node agent server: listening on %s: %w (pass another --port)", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, ln: ln, authn: newAuthenticator(cfg.Client)}
+	s := &Server{cfg: cfg, ln: ln, authn: authn}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	return s, nil

@@ -42,7 +42,15 @@ var _ Runtime = &containerd.Runtime{}
 // ends and returns its base URL.
 func startServer(t *testing.T, node string, rt Runtime) string {
 	t.Helper()
-	s, err := New(Config{Addr: "127.0.0.1:0", NodeName: node, Client: env.Client, Runtime: rt})
+	return startServerWith(t, Config{NodeName: node, Runtime: rt})
+}
+
+// startServerWith runs a server of cfg, on a free local port and with the
+// suite's client, until the test ends and returns its base URL.
+func startServerWith(t *testing.T, cfg Config) string {
+	t.Helper()
+	cfg.Addr, cfg.Client = "127.0.0.1:0", env.Client
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

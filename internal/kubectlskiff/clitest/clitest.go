@@ -33,7 +33,13 @@ func New(t testing.TB, env *testenv.Env, ns string) Plugin {
 // stderr, and its error (which main prints as "error: ..." with exit
 // code 1).
 func (p Plugin) Run(args ...string) (stdout, stderr string, err error) {
-	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+	return p.RunWithInput("", args...)
+}
+
+// RunWithInput is Run with input as the plugin's standard input.
+func (p Plugin) RunWithInput(input string, args ...string) (stdout, stderr string, err error) {
+	streams, in, out, errOut := genericiooptions.NewTestIOStreams()
+	in.WriteString(input)
 	cmd := kubectlskiff.NewRootCommand(streams)
 	cmd.SetArgs(append([]string{"--kubeconfig", p.Kubeconfig, "-n", p.Namespace}, args...))
 	err = cmd.Execute()
