@@ -199,11 +199,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// 4. Suspend or resume.
 	nowMeta := metav1.NewTime(now)
 	suspended := ptr.Deref(job.Spec.Suspend, false)
+	// The Events of what this sync changes are recorded once its status
+	// is written, as upstream's: a sync that loses a conflict says nothing.
+	var events []jobEvent
 	if suspended && !finishing {
-		setCondition(status, batchv1.JobSuspended, corev1.ConditionTrue, reasonSuspended, "Job suspended", nowMeta)
+		if setCondition(status, batchv1.JobSuspended, corev1.ConditionTrue, reasonSuspended, "Job suspended", nowMeta) {
+			events = append(events, jobEvent{corev1.EventTypeNormal, "Suspended", "Job suspended"})
+		}
 		status.StartTime = nil
 	} else if findCondition(status, batchv1.JobSuspended) != nil {
 		setCondition(status, batchv1.JobSuspended, corev1.ConditionFalse, reasonResumed, "Job resumed", nowMeta)
+		events = append(events, jobEvent{corev1.EventTypeNormal, "Resumed", "Job resumed"})
 	}
 	if !suspended && status.StartTime == nil {
 		status.StartTime = &nowMeta
@@ -246,6 +252,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			requeue = time.Millisecond
 		case len(terminating) == 0 && len(held) == 0 && len(release) == 0 && noneUncounted(status):
 			finish(status, target, nowMeta)
+			events = append(events, finishedEvent(target))
 		default:
 			requeue = time.Second // wait for the last pods' finalizers
 		}
@@ -266,6 +273,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	status.Terminating = ptr.To(int32(len(terminating)))
 	if err := r.writeStatus(ctx, &job, status); err != nil {
 		return ctrl.Result{}, errors.Join(releaseErr, manageErr, err)
+	}
+	for _, e := range events {
+		r.Recorder.Eventf(&job, nil, e.eventtype, e.reason, "Sync", "%s", e.note)
 	}
 	if err := errors.Join(releaseErr, manageErr); err != nil {
 		return ctrl.Result{}, err
@@ -422,6 +432,19 @@ func finish(status *batchv1.JobStatus, target *batchv1.JobCondition, now metav1.
 	moveConditionFirst(status, terminal)
 }
 
+// jobEvent is an Event about the Job, recorded after its status is
+// written.
+type jobEvent struct{ eventtype, reason, note string }
+
+// finishedEvent tells that the Job finished as target decided: Completed,
+// or a warning with the reason and message of its failure, as upstream.
+func finishedEvent(target *batchv1.JobCondition) jobEvent {
+	if target.Type == batchv1.JobFailureTarget {
+		return jobEvent{corev1.EventTypeWarning, target.Reason, target.Message}
+	}
+	return jobEvent{corev1.EventTypeNormal, "Completed", "Job completed"}
+}
+
 func noneUncounted(status *batchv1.JobStatus) bool {
 	u := status.UncountedTerminatedPods
 	return u == nil || len(u.Succeeded)+len(u.Failed) == 0
@@ -440,6 +463,9 @@ func minPositive(a, b time.Duration) time.Duration {
 func (r *Reconciler) createPods(ctx context.Context, job *skiffbatchv1.Job, indexes []int, failures map[int]int) error {
 	if len(indexes) == 0 {
 		return nil
+	}
+	if err := r.confirmCurrent(ctx, job); err != nil {
+		return err
 	}
 	ref, err := controllerref.NewControllerRef(job, r.Scheme())
 	if err != nil {
@@ -462,6 +488,33 @@ func (r *Reconciler) createPods(ctx context.Context, job *skiffbatchv1.Job, inde
 	}
 	return errors.Join(errs...)
 }
+
+// confirmCurrent checks, against the apiserver, that the Job this sync
+// computed from is the current one, before it creates pods. A sync reads
+// the Job and its pods from two caches that lag independently: the pod
+// cache can already show the pod whose finalizer the last sync removed,
+// once it had counted the pod, while the Job cache does not show that
+// count yet. From such a Job the pod's index is neither completed nor
+// running (or its success is missing from succeeded), and the pod is no
+// longer for recordFinished to count: the sync would create a pod the Job
+// does not need, and its status write would fail on the resourceVersion
+// only after the creation. The Job's update event brings the sync back
+// once the cache has caught up.
+func (r *Reconciler) confirmCurrent(ctx context.Context, job *skiffbatchv1.Job) error {
+	var live skiffbatchv1.Job
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), &live); err != nil {
+		return fmt.Errorf("rereading job %s/%s before creating pods: %w", job.Namespace, job.Name, err)
+	}
+	if live.ResourceVersion != job.ResourceVersion {
+		return fmt.Errorf("job %s/%s changed since it was read (resourceVersion %s, now %s): %w",
+			job.Namespace, job.Name, job.ResourceVersion, live.ResourceVersion, errStaleJob)
+	}
+	return nil
+}
+
+// errStaleJob is a sync's refusal to create pods for a Job its cache
+// shows behind the apiserver.
+var errStaleJob = errors.New("the cached Job is stale; no pods created")
 
 // deletePods deletes the pods. Their tracking finalizers are removed by a
 // later sync, once their deletion shows in the cache.

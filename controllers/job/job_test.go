@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
@@ -135,6 +136,27 @@ func finishPod(t *testing.T, p *skiffcorev1.Pod, phase corev1.PodPhase) {
 	}
 }
 
+// waitEvent waits for an Event of the type and reason about the job, and
+// checks its note.
+func waitEvent(t *testing.T, job *skiffbatchv1.Job, eventtype, reason, note string) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() error {
+		var list eventsv1.EventList
+		if err := env.Client.List(context.Background(), &list, client.InNamespace(job.Namespace)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "Job" && e.Regarding.Name == job.Name && e.Reason == reason {
+				if e.Type != eventtype || e.Note != note {
+					t.Fatalf("%s Event is %s %q, want %s %q", reason, e.Type, e.Note, eventtype, note)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s Event about job %s among %d", reason, job.Name, len(list.Items))
+	})
+}
+
 // waitCondition waits for the job's condition of type ct to be True and
 // returns the job.
 func waitCondition(t *testing.T, job *skiffbatchv1.Job, ct batchv1.JobConditionType) *skiffbatchv1.Job {
@@ -200,6 +222,7 @@ func TestCompletionsRespectParallelism(t *testing.T) {
 	if first := got.Status.Conditions[0].Type; first != batchv1.JobComplete {
 		t.Errorf("first condition %s, want Complete: kubectl's STATUS column shows the first True one", first)
 	}
+	waitEvent(t, job, corev1.EventTypeNormal, "Completed", "Job completed")
 	if n := len(podsOf(t, job)); n != 5 {
 		t.Errorf("%d pods were created, want 5", n)
 	}
@@ -242,6 +265,7 @@ func TestBackoffLimitExceeded(t *testing.T) {
 	if first := got.Status.Conditions[0].Type; first != batchv1.JobFailed {
 		t.Errorf("first condition %s, want Failed: kubectl's STATUS column shows the first True one", first)
 	}
+	waitEvent(t, job, corev1.EventTypeWarning, reasonBackoffLimitExceeded, "Job has reached the specified backoff limit")
 	time.Sleep(time.Second)
 	if n := len(podsOf(t, job)); n != 2 {
 		t.Errorf("%d pods exist, want the 2 that failed", n)
@@ -287,6 +311,7 @@ func TestSuspendAndResume(t *testing.T) {
 	if got.Status.StartTime != nil || len(podsOf(t, job)) != 0 {
 		t.Fatalf("suspended job started: %+v", got.Status)
 	}
+	waitEvent(t, job, corev1.EventTypeNormal, "Suspended", "Job suspended")
 
 	setSuspend(t, job, false)
 	testenv.Eventually(t, timeout, func() error {
@@ -299,6 +324,7 @@ func TestSuspendAndResume(t *testing.T) {
 		}
 		return nil
 	})
+	waitEvent(t, job, corev1.EventTypeNormal, "Resumed", "Job resumed")
 
 	setSuspend(t, job, true)
 	testenv.Eventually(t, timeout, func() error {
