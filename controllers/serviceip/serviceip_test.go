@@ -276,9 +276,20 @@ func TestRequestsHeadlessAndRefusals(t *testing.T) {
 	}
 
 	// The cluster IP is set once: the CRD refuses a change.
-	changed := got.DeepCopy()
-	changed.Spec.ClusterIP, changed.Spec.ClusterIPs = "10.96.2.11", []string{"10.96.2.11"}
-	if err := env.Client.Update(ctx, changed); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "may not be changed once set") {
+	// The controller may still write the Service: retry on a conflict
+	// from a copy that went stale, until the apiserver judges the change.
+	var err error
+	for range 10 {
+		changed := &skiffcorev1.Service{}
+		if err = env.Client.Get(ctx, client.ObjectKeyFromObject(got), changed); err != nil {
+			t.Fatal(err)
+		}
+		changed.Spec.ClusterIP, changed.Spec.ClusterIPs = "10.96.2.11", []string{"10.96.2.11"}
+		if err = env.Client.Update(ctx, changed); !apierrors.IsConflict(err) {
+			break
+		}
+	}
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "may not be changed once set") {
 		t.Errorf("changing the cluster IP: got %v, want the CRD's refusal", err)
 	}
 
