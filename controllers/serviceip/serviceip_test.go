@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -276,19 +277,9 @@ func TestRequestsHeadlessAndRefusals(t *testing.T) {
 	}
 
 	// The cluster IP is set once: the CRD refuses a change.
-	// The controller may still write the Service: retry on a conflict
-	// from a copy that went stale, until the apiserver judges the change.
-	var err error
-	for range 10 {
-		changed := &skiffcorev1.Service{}
-		if err = env.Client.Get(ctx, client.ObjectKeyFromObject(got), changed); err != nil {
-			t.Fatal(err)
-		}
-		changed.Spec.ClusterIP, changed.Spec.ClusterIPs = "10.96.2.11", []string{"10.96.2.11"}
-		if err = env.Client.Update(ctx, changed); !apierrors.IsConflict(err) {
-			break
-		}
-	}
+	err := tryUpdateService(got, func(svc *skiffcorev1.Service) {
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "10.96.2.11", []string{"10.96.2.11"}
+	})
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "may not be changed once set") {
 		t.Errorf("changing the cluster IP: got %v, want the CRD's refusal", err)
 	}
@@ -340,10 +331,7 @@ func TestReleaseAndReuse(t *testing.T) {
 	// b turned ClusterIP gives back its node ports; its address stays.
 	b := waitFor(t, ns, "b", allocated)
 	bIP, bPorts := b.Spec.ClusterIP, []int32{b.Spec.Ports[0].NodePort, b.Spec.Ports[1].NodePort}
-	b.Spec.Type = corev1.ServiceTypeClusterIP
-	if err := env.Client.Update(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	updateService(t, b, func(svc *skiffcorev1.Service) { svc.Spec.Type = corev1.ServiceTypeClusterIP })
 	waitFor(t, ns, "b", func(svc *skiffcorev1.Service) error {
 		if svc.Spec.Ports[0].NodePort != 0 || svc.Annotations[NodePortsAnnotation] != "" {
 			return fmt.Errorf("b still lists node ports %+v", svc.Spec.Ports)
@@ -358,11 +346,10 @@ func TestReleaseAndReuse(t *testing.T) {
 
 	// b turned ExternalName gives back its address and its finalizer.
 	b = waitFor(t, ns, "b", allocated)
-	b.Spec.Type = corev1.ServiceTypeExternalName
-	b.Spec.ExternalName = "example.com"
-	if err := env.Client.Update(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	updateService(t, b, func(svc *skiffcorev1.Service) {
+		svc.Spec.Type = corev1.ServiceTypeExternalName
+		svc.Spec.ExternalName = "example.com"
+	})
 	waitFor(t, ns, "b", func(svc *skiffcorev1.Service) error {
 		if svc.Spec.ClusterIP != "" || len(svc.Finalizers) > 0 {
 			return fmt.Errorf("ExternalName b keeps clusterIP %q and finalizers %v", svc.Spec.ClusterIP, svc.Finalizers)
@@ -426,5 +413,27 @@ func TestRestartKeepsAllocations(t *testing.T) {
 				portOwner[p.NodePort] = svc.Name
 			}
 		}
+	}
+}
+
+// tryUpdateService changes the Service as mutate says, from a fresh copy:
+// the controller may write it at any time, so a conflict is retried until
+// the apiserver judges the change itself.
+func tryUpdateService(svc *skiffcorev1.Service, mutate func(*skiffcorev1.Service)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		fresh := &skiffcorev1.Service{}
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(svc), fresh); err != nil {
+			return err
+		}
+		mutate(fresh)
+		return env.Client.Update(context.Background(), fresh)
+	})
+}
+
+// updateService is tryUpdateService for a change that must be accepted.
+func updateService(t *testing.T, svc *skiffcorev1.Service, mutate func(*skiffcorev1.Service)) {
+	t.Helper()
+	if err := tryUpdateService(svc, mutate); err != nil {
+		t.Fatalf("updating Service %s: %v", svc.Name, err)
 	}
 }
