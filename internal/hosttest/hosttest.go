@@ -7,9 +7,14 @@ package hosttest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -66,4 +71,40 @@ func Serve(tb testing.TB, ln net.Listener, answer func(net.Conn) string) {
 			c.Close()
 		}
 	}()
+}
+
+// FreeSubnet returns a /24 of the form "A.B.x.0/24" (prefix "A.B") that no
+// interface of the host holds an address in and that no other test of this
+// machine has taken: a range already routed to another bridge (one a
+// killed test run left, say) would send the test's traffic there. It is
+// reserved through a lock file until the test ends.
+func FreeSubnet(tb testing.TB, prefix string) netip.Prefix {
+	tb.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for range 500 {
+		subnet := netip.MustParsePrefix(fmt.Sprintf("%s.%d.0/24", prefix, rand.IntN(250)+1))
+		if slices.ContainsFunc(addrs, func(a net.Addr) bool {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				return false
+			}
+			ip, _ := netip.AddrFromSlice(ipn.IP)
+			return subnet.Contains(ip.Unmap())
+		}) {
+			continue
+		}
+		lock := filepath.Join(os.TempDir(), "skiff-test-subnet-"+strings.ReplaceAll(subnet.Addr().String(), ".", "-"))
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			continue
+		}
+		f.Close()
+		tb.Cleanup(func() { os.Remove(lock) })
+		return subnet
+	}
+	tb.Fatalf("no free %s.x.0/24 range on this host", prefix)
+	return netip.Prefix{}
 }

@@ -79,40 +79,14 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// freePodCIDR reserves, for the test, a range in 10.244.100-249.0/24 that
-// no address of the host is in and no other test holds. The bridge only gets
-// its address at the first ADD, so the host's addresses alone would let
-// tests that start together pick the same range; a lock file in the
-// temporary directory, made exclusively, reserves it across test processes.
+// freePodCIDR reserves, for the test, a range in 10.244.x.0/24 that no
+// address of the host is in and no other test holds (hosttest.FreeSubnet),
+// narrowed to bits.
 func freePodCIDR(t *testing.T, bits int) *net.IPNet {
 	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 200 {
-		b := make([]byte, 1)
-		rand.Read(b)
-		third := 100 + int(b[0])%150
-		_, block, _ := net.ParseCIDR(fmt.Sprintf("10.244.%d.0/24", third))
-		if slices.ContainsFunc(addrs, func(a net.Addr) bool {
-			ipn, ok := a.(*net.IPNet)
-			return ok && block.Contains(ipn.IP)
-		}) {
-			continue
-		}
-		lock := filepath.Join(os.TempDir(), fmt.Sprintf("skiff-test-podcidr-10.244.%d.0", third))
-		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			continue
-		}
-		f.Close()
-		t.Cleanup(func() { os.Remove(lock) })
-		_, cidr, _ := net.ParseCIDR(fmt.Sprintf("10.244.%d.0/%d", third, bits))
-		return cidr
-	}
-	t.Fatal("no free 10.244.x.0/24 range on this host")
-	return nil
+	subnet := hosttest.FreeSubnet(t, "10.244")
+	_, cidr, _ := net.ParseCIDR(fmt.Sprintf("%s/%d", subnet.Addr(), bits))
+	return cidr
 }
 
 func testPod(t *testing.T, name string) PodRef {

@@ -79,7 +79,7 @@ func startNode(t *testing.T) *node {
 	hosttest.Require(t, exists(filepath.Join(imageDir, "echo.tar")), imageDir+"/*.tar (make images builds them)")
 
 	n := &node{name: "e2e-" + randomHex(3), dir: t.TempDir()}
-	n.bridge, n.podCIDR = "ske"+randomHex(4), fmt.Sprintf("10.246.%d.0/24", randomInt(250))
+	n.bridge, n.podCIDR = "ske"+randomHex(4), hosttest.FreeSubnet(t, "10.246").String()
 	ctx := context.Background()
 	if n.daemon, err = skiffcontainerd.StartDaemon(ctx, "", filepath.Join(n.dir, "containerd"), nil); err != nil {
 		t.Fatal(err)
