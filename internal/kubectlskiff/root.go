@@ -16,6 +16,7 @@ import (
 	"skiff.dev/skiff/internal/kubectlskiff/nodes"
 	"skiff.dev/skiff/internal/kubectlskiff/podio"
 	"skiff.dev/skiff/internal/kubectlskiff/rollout"
+	"skiff.dev/skiff/internal/kubectlskiff/top"
 )
 
 // Version is the plugin's version; the build may set it with
@@ -48,6 +49,7 @@ Nodes), and converts upstream manifests to skiff's API groups.`,
 		nodes.NewDrainCommand(f, streams),
 		podio.NewLogsCommand(f, streams),
 		podio.NewExecCommand(f, streams),
+		top.NewCommand(f, streams),
 		describe.NewCommand(f, streams),
 		convert.NewCommand(streams),
 		newVersionCommand(f, streams),

@@ -24,9 +24,11 @@ func TestRoot(t *testing.T) {
 		want []string
 		err  string
 	}{
-		{[]string{"--help"}, []string{"kubectl skiff [command]", "rollout", "cordon", "uncordon", "drain", "describe", "logs", "exec", "convert", "version",
+		{[]string{"--help"}, []string{"kubectl skiff [command]", "rollout", "cordon", "uncordon", "drain", "describe", "logs", "exec", "top", "convert", "version",
 			"--kubeconfig", "--context", "-n, --namespace", "-A, --all-namespaces"}, ""},
 		{[]string{"rollout", "--help"}, []string{"kubectl skiff rollout", "status", "history", "undo", "pause", "resume", "restart"}, ""},
+		{[]string{"top", "--help"}, []string{"kubectl skiff top", "node", "pod"}, ""},
+		{[]string{"top", "pod", "--sort-by=name"}, nil, "--sort-by accepts only cpu or memory"},
 		{[]string{"version", "--client"}, []string{"Client Version: "}, ""},
 		{[]string{"rollout", "status"}, nil, "required resource not specified"},
 		{[]string{"rollout", "history", "deploy/web", "-A"}, nil, "use -n NAMESPACE, not -A"},

@@ -1,9 +1,10 @@
 // Package server is the node agent's HTTPS server: the kubelet's
 // /containerLogs and /exec endpoints, which `kubectl skiff logs` and
-// `kubectl skiff exec` call. As the kubelet does, it authenticates callers
+// `kubectl skiff exec` call, and its /stats/summary, which `kubectl skiff
+// top` reads. As the kubelet does, it authenticates callers
 // by a client certificate of the cluster's CA (--client-ca-file) or by
 // their bearer token through a TokenReview, and authorizes each request
-// through a SubjectAccessReview on the node's log or proxy subresource.
+// through a SubjectAccessReview on the node's log, proxy or stats subresource.
 package server
 
 import (
@@ -68,6 +69,8 @@ type Server struct {
 	ln    net.Listener
 	srv   *http.Server
 	authn *authenticator
+	// cpu holds the last CPU readings, the baselines of /stats/summary's rates.
+	cpu cpuRates
 }
 
 var _ manager.Runnable = &Server{}
@@ -158,6 +161,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /containerLogs/{namespace}/{pod}/{container}", s.guard("log", "get", s.serveLogs))
 	mux.Handle("/exec/{namespace}/{pod}/{container}", s.guard("proxy", "create", s.serveExec))
+	mux.Handle("GET /stats/summary", s.nodeGuard("stats", "get", s.serveSummary))
 	return mux
 }
 
@@ -169,12 +173,7 @@ type podHandler func(w http.ResponseWriter, r *http.Request, pod *skiffcorev1.Po
 func (s *Server) guard(subresource, verb string, serve podHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		user, err := s.authn.authenticate(ctx, r)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		if err := s.authorize(ctx, user, subresource, verb); err != nil {
+		if err := s.admit(r, subresource, verb); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -185,6 +184,28 @@ func (s *Server) guard(subresource, verb string, serve podHandler) http.Handler 
 		}
 		serve(w, r, pod, r.PathValue("container"))
 	})
+}
+
+// nodeGuard authenticates and authorizes a request about the node itself,
+// as the kubelet does for nodes/<subresource>, before serving it.
+func (s *Server) nodeGuard(subresource, verb string, serve http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.admit(r, subresource, verb); err != nil {
+			writeError(w, err)
+			return
+		}
+		serve(w, r)
+	})
+}
+
+// admit authenticates a request's caller and authorizes it to verb
+// nodes/<subresource> of this node.
+func (s *Server) admit(r *http.Request, subresource, verb string) error {
+	user, err := s.authn.authenticate(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	return s.authorize(r.Context(), user, subresource, verb)
 }
 
 // boundPod gets the pod, which must be bound to this node.

@@ -45,6 +45,23 @@ func agentEndpoint(n *skiffcorev1.Node) (string, error) {
 	return "https://" + net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
+// AgentEndpoint is the base URL of a node's agent, for the commands of
+// other packages that call the agents (top).
+func AgentEndpoint(n *skiffcorev1.Node) (string, error) { return agentEndpoint(n) }
+
+// AgentClient is an HTTP client to the node agents with the kubeconfig's
+// credentials (see agentConfig), for the commands of other packages.
+func AgentClient(f *cli.Factory, insecure bool) (*http.Client, error) {
+	cfg, err := agentConfig(f, insecure)
+	if err != nil {
+		return nil, err
+	}
+	return rest.HTTPClientFor(cfg)
+}
+
+// AgentError is an agent's refusal of a request (see agentError).
+func AgentError(resp *http.Response) error { return agentError(resp) }
+
 // podAgent finds the agent of the node a pod runs on.
 func podAgent(ctx context.Context, c client.Reader, p *skiffcorev1.Pod) (string, error) {
 	if p.Spec.NodeName == "" {
@@ -164,7 +181,7 @@ func agentError(resp *http.Response) error {
 	case http.StatusUnauthorized:
 		return fmt.Errorf("%s (the node agent knows users by a bearer token or, when run with --client-ca-file, a client certificate of that CA)", msg)
 	case http.StatusForbidden:
-		return fmt.Errorf("%s (a ClusterRole must grant nodes/log get for logs, nodes/proxy create for exec, in group %s)", msg, skiffcorev1.GroupVersion.Group)
+		return fmt.Errorf("%s (a ClusterRole must grant nodes/log get for logs, nodes/proxy create for exec, nodes/stats get for top, in group %s)", msg, skiffcorev1.GroupVersion.Group)
 	}
 	return fmt.Errorf("%s", msg)
 }

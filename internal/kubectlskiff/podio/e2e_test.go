@@ -14,16 +14,13 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/exec"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	skiffappsv1 "skiff.dev/skiff/api/apps/v1"
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
@@ -148,46 +145,10 @@ func (n *testNode) plugin(t *testing.T, ns string, trustAgent bool) clitest.Plug
 // token and may read pods and nodes and exec through the node agents.
 func (n *testNode) tokenPlugin(t *testing.T, ns string) clitest.Plugin {
 	t.Helper()
-	ctx := context.Background()
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "exec"}}
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "podio-exec-" + ns}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{skiffcorev1.GroupVersion.Group}, Resources: []string{"pods", "nodes"}, Verbs: []string{"get", "list"}},
-		{APIGroups: []string{skiffcorev1.GroupVersion.Group}, Resources: []string{"nodes/proxy"}, Verbs: []string{"create"}},
-	}}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}},
-	}
-	for _, obj := range []client.Object{sa, role, binding} {
-		if err := env.Client.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tr := &authenticationv1.TokenRequest{}
-	if err := env.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
-		t.Fatal(err)
-	}
-	p := n.plugin(t, ns, true)
-	cfg, err := clientcmd.LoadFromFile(p.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, user := range cfg.AuthInfos {
-		*user = clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	}
-	if err := clientcmd.WriteToFile(*cfg, p.Kubeconfig); err != nil {
-		t.Fatal(err)
-	}
-	// The apiserver's RBAC authorizer learns of the binding from a watch.
-	testenv.Eventually(t, 30*time.Second, func() error {
-		_, _, err := p.Run("exec", "nope", "--", "true")
-		if err == nil || !strings.Contains(err.Error(), `pods "nope" not found`) {
-			return fmt.Errorf("the service account may not yet read pods: %v", err)
-		}
-		return nil
-	})
-	return p
+	return n.plugin(t, ns, true).AsServiceAccount(t, env, "exec",
+		rbacv1.PolicyRule{APIGroups: []string{skiffcorev1.GroupVersion.Group}, Resources: []string{"pods", "nodes"}, Verbs: []string{"get", "list"}},
+		rbacv1.PolicyRule{APIGroups: []string{skiffcorev1.GroupVersion.Group}, Resources: []string{"nodes/proxy"}, Verbs: []string{"create"}},
+	)
 }
 
 // TestLogs reads real containers' logs through the plugin: a pod's, a
