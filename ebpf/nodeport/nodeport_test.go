@@ -176,17 +176,7 @@ func serveTCP(t *testing.T, name string) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	hosttest.Serve(t, ln, func(c net.Conn) string { return fmt.Sprintf("%s %s", name, c.RemoteAddr()) })
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 

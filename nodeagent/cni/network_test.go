@@ -172,17 +172,7 @@ func listenIn(t *testing.T, netns, addr, greeting string) {
 	}); err != nil {
 		t.Fatalf("listen on %s in %s: %v", addr, netns, err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, greeting+"\n")
-			c.Close()
-		}
-	}()
+	hosttest.Serve(t, ln, func(net.Conn) string { return greeting })
 }
 
 // dialFrom connects from netns ("" for the host's) to addr and returns the

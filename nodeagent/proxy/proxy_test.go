@@ -17,6 +17,7 @@ import (
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/ebpf/lb/lbtest"
+	"skiff.dev/skiff/internal/hosttest"
 	"skiff.dev/skiff/internal/testenv"
 	"skiff.dev/skiff/nodeagent/proxy"
 )
@@ -31,17 +32,7 @@ func serve(t *testing.T, addr, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, name)
-			c.Close()
-		}
-	}()
+	hosttest.Serve(t, ln, func(net.Conn) string { return name })
 }
 
 // ask connects to addr and returns what the backend answered.

@@ -85,34 +85,18 @@ func parseTargets(args []string) ([]target, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("you must specify the type of resource to describe: kubectl skiff describe (TYPE [NAME_PREFIX | -l label] | TYPE/NAME)")
 	}
-	if !strings.Contains(args[0], "/") {
-		k, err := findKind(args[0])
-		if err != nil {
-			return nil, err
-		}
-		if len(args) == 1 {
-			return []target{{kind: k}}, nil
-		}
-		var out []target
-		for _, name := range args[1:] {
-			if strings.Contains(name, "/") {
-				return nil, fmt.Errorf("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl skiff describe pod/web')")
-			}
-			out = append(out, target{kind: k, name: name, byPrefix: true})
-		}
-		return out, nil
+	parsed, err := cli.ParseResourceArgs(args, "kubectl skiff describe pod/web")
+	if err != nil {
+		return nil, err
 	}
-	var out []target
-	for _, arg := range args {
-		typ, name, ok := strings.Cut(arg, "/")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("arguments in resource/name form must have a single resource and name, got %q", arg)
-		}
-		k, err := findKind(typ)
+	out := make([]target, 0, len(parsed))
+	for _, p := range parsed {
+		k, err := findKind(p.Type)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, target{kind: k, name: name})
+		// kubectl describe takes a separately typed name as a prefix.
+		out = append(out, target{kind: k, name: p.Name, byPrefix: p.Separate && p.Name != ""})
 	}
 	return out, nil
 }

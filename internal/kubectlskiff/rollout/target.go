@@ -3,6 +3,8 @@ package rollout
 import (
 	"fmt"
 	"strings"
+
+	"skiff.dev/skiff/internal/kubectlskiff/cli"
 )
 
 // Kind is a workload kind that rolls out: skiff's Deployment, StatefulSet
@@ -47,34 +49,20 @@ func ParseTargets(args []string) ([]Target, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("required resource not specified: name a deployment, statefulset or daemonset, as deployment/NAME or deployment NAME")
 	}
-	if !strings.Contains(args[0], "/") {
-		kind, err := parseKind(args[0])
-		if err != nil {
-			return nil, err
-		}
-		if len(args) == 1 {
-			return nil, fmt.Errorf("a name is required after %q: %s NAME", args[0], args[0])
-		}
-		var out []Target
-		for _, name := range args[1:] {
-			if strings.Contains(name, "/") {
-				return nil, fmt.Errorf("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl skiff rollout status deployment/web')")
-			}
-			out = append(out, Target{Kind: kind, Name: name})
-		}
-		return out, nil
+	parsed, err := cli.ParseResourceArgs(args, "kubectl skiff rollout status deployment/web")
+	if err != nil {
+		return nil, err
 	}
-	var out []Target
-	for _, arg := range args {
-		typ, name, ok := strings.Cut(arg, "/")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("arguments in resource/name form must have a single resource and name, got %q", arg)
-		}
-		kind, err := parseKind(typ)
+	out := make([]Target, 0, len(parsed))
+	for _, p := range parsed {
+		kind, err := parseKind(p.Type)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Target{Kind: kind, Name: name})
+		if p.Name == "" {
+			return nil, fmt.Errorf("a name is required after %q: %s NAME", p.Type, p.Type)
+		}
+		out = append(out, Target{Kind: kind, Name: p.Name})
 	}
 	return out, nil
 }
