@@ -44,7 +44,7 @@ func startBackends(t *testing.T, n int) []backend {
 func startBackendsOn(t *testing.T, host string, n int) []backend {
 	t.Helper()
 	var out []backend
-	for i := range n {
+	for range n {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +55,9 @@ func startBackendsOn(t *testing.T, host string, n int) []backend {
 		}
 		t.Cleanup(func() { ln.Close(); pc.Close() })
 		b := backend{
-			name: fmt.Sprintf("backend-%d", i),
+			// Named by its port: names are unique across calls, so a
+			// test that starts backends twice never mistakes one for another.
+			name: fmt.Sprintf("backend-%d", ln.Addr().(*net.TCPAddr).Port),
 			tcp:  ln.Addr().(*net.TCPAddr).AddrPort(),
 			udp:  pc.LocalAddr().(*net.UDPAddr).AddrPort(),
 		}
