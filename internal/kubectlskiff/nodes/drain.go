@@ -26,6 +26,7 @@ type drainOptions struct {
 	timeout         time.Duration
 	podSelector     string
 	disableEviction bool
+	dry             dryRun
 	// pollInterval is how often drain looks whether the pods are gone.
 	pollInterval time.Duration
 }
@@ -50,12 +51,18 @@ Drain refuses, deleting nothing, when the node has DaemonSet-managed pods
 --force). Finished pods are always deleted.
 
 skiff has no eviction API and no PodDisruptionBudgets: pods are deleted, not
-evicted, so nothing holds a drain back for an application's availability.`,
+evicted, so nothing holds a drain back for an application's availability.
+
+With --dry-run=client (or server) drain says what it would do, by the same
+rules, and changes nothing.`,
 		Example: `  # Drain node n1, leaving its DaemonSet pods
   kubectl skiff drain n1 --ignore-daemonsets
 
   # Drain n1 even of pods without a controller, giving up after 5 minutes
-  kubectl skiff drain n1 --ignore-daemonsets --force --timeout=5m`,
+  kubectl skiff drain n1 --ignore-daemonsets --force --timeout=5m
+
+  # See which pods a drain of n1 would delete, changing nothing
+  kubectl skiff drain n1 --ignore-daemonsets --dry-run=client`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("node name required: kubectl skiff drain NODE")
@@ -92,13 +99,14 @@ evicted, so nothing holds a drain back for an application's availability.`,
 	fl.DurationVar(&o.timeout, "timeout", 0, "The length of time to wait before giving up, zero means infinite")
 	fl.StringVar(&o.podSelector, "pod-selector", "", "Label selector to filter pods on the node")
 	fl.BoolVar(&o.disableEviction, "disable-eviction", false, "Delete pods instead of evicting them. skiff has no eviction API, so pods are always deleted; this only silences the note that says so.")
+	addDryRunFlag(fl, &o.dry)
 	return cmd
 }
 
 // drain cordons one node, deletes its pods as the rules allow, and waits
-// until they are gone.
+// until they are gone; a dry run only says so.
 func (o drainOptions) drain(ctx context.Context, f *cli.Factory, c client.Client, streams cli.Streams, name string) error {
-	if err := setUnschedulable(ctx, f, c, streams, name, true); err != nil {
+	if err := setUnschedulable(ctx, f, c, streams, name, true, o.dry); err != nil {
 		return err
 	}
 	pods, err := o.podsOn(ctx, c, name)
@@ -116,17 +124,22 @@ func (o drainOptions) drain(ctx context.Context, f *cli.Factory, c client.Client
 		fmt.Fprintln(streams.ErrOut, "Warning: skiff has no eviction API and no PodDisruptionBudgets: deleting pods instead of evicting them")
 	}
 	for _, p := range plan.Delete {
-		fmt.Fprintf(streams.Out, "deleting pod %s/%s\n", p.Namespace, p.Name)
+		fmt.Fprintln(streams.Out, o.dry.done(fmt.Sprintf("deleting pod %s/%s", p.Namespace, p.Name)))
+		if !o.dry.writes() {
+			continue
+		}
 		if err := o.deletePod(ctx, c, p); err != nil {
 			return err
 		}
 	}
-	if err := o.waitGone(ctx, f, c, streams, plan.Delete); err != nil {
-		return err
+	if o.dry.waits() {
+		if err := o.waitGone(ctx, f, c, streams, plan.Delete); err != nil {
+			return err
+		}
 	}
 	var node skiffcorev1.Node
 	node.Name = name
-	f.PrintDone(streams.Out, &node, "drained")
+	f.PrintDone(streams.Out, &node, o.dry.done("drained"))
 	return nil
 }
 
@@ -151,7 +164,7 @@ func (o drainOptions) deletePod(ctx context.Context, c client.Client, p *skiffco
 	if err := o.shortenGracePeriod(ctx, c, p); err != nil {
 		return err
 	}
-	err := c.Delete(ctx, p, client.Preconditions{UID: &p.UID})
+	err := c.Delete(ctx, p, o.dry.deleteOpts(client.Preconditions{UID: &p.UID})...)
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("error when deleting pods/%q -n %q: %w", p.Name, p.Namespace, err)
 	}
@@ -174,7 +187,7 @@ func (o drainOptions) shortenGracePeriod(ctx context.Context, c client.Client, p
 	}
 	orig := p.DeepCopy()
 	p.Spec.TerminationGracePeriodSeconds = ptr.To(int64(o.gracePeriod))
-	err := c.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	err := c.Patch(ctx, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), o.dry.patchOpts()...)
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("setting the grace period of pod %s/%s: %w", p.Namespace, p.Name, err)
 	}

@@ -50,7 +50,8 @@ func podsOn(t *testing.T, ns, node string) []string {
 // and deletes nothing; with --ignore-daemonsets --delete-emptydir-data
 // --force it deletes the rest, waits until their node agent has stopped
 // them, and the node is left with its DaemonSet pod alone while the
-// ReplicaSet's pods run again on the other node.
+// ReplicaSet's pods run again on the other node. Dry runs, first, change
+// nothing (dryRuns).
 func TestDrain(t *testing.T) {
 	ctx := context.Background()
 	env.StartManager(t, func(m ctrl.Manager) error {
@@ -119,6 +120,7 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("the scheduler put no web pod on drain-0 (%v): nothing to drain", before)
 	}
 	p := clitest.New(t, env, ns)
+	dryRuns(t, p, ns, agentPod, before, webBefore)
 
 	// Refused: every pod drain may not delete is named, and none goes.
 	out, stderr, err := p.Run("drain", "drain-0")
@@ -184,6 +186,66 @@ func TestDrain(t *testing.T) {
 	var node skiffcorev1.Node
 	if err := env.Client.Get(ctx, client.ObjectKey{Name: "drain-0"}, &node); err != nil || !node.Spec.Unschedulable {
 		t.Errorf("drain-0 is not cordoned after the drain (err %v)", err)
+	}
+}
+
+// dryRuns drains drain-0 with --dry-run, client and server, refused and
+// allowed: each says what a drain would do, by the same rules, and
+// changes nothing: the node stays schedulable and every pod stays.
+func dryRuns(t *testing.T, p clitest.Plugin, ns, agentPod string, before []string, webBefore int) {
+	t.Helper()
+	allowed := []string{"--ignore-daemonsets", "--delete-emptydir-data", "--force"}
+	deleted := func(mark string) *regexp.Regexp {
+		mark = regexp.QuoteMeta(mark)
+		return regexp.MustCompile(`^node\.core\.skiff\.dev/drain-0 cordoned ` + mark + `\n` +
+			`(deleting pod ` + ns + `/(web-\w+|lonely|scratch) ` + mark + `\n){` + fmt.Sprint(webBefore+2) + `}` +
+			`node\.core\.skiff\.dev/drain-0 drained ` + mark + `\n$`)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantOut *regexp.Regexp
+		wantErr string
+	}{
+		{"client, refused", []string{"--dry-run=client"},
+			regexp.MustCompile(`^node\.core\.skiff\.dev/drain-0 cordoned \(dry run\)\n$`),
+			"cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): " + ns + "/" + agentPod},
+		{"server, refused", []string{"--dry-run=server", "--ignore-daemonsets", "--force"},
+			regexp.MustCompile(`^node\.core\.skiff\.dev/drain-0 cordoned \(server dry run\)\n$`),
+			"cannot delete Pods with local storage (use --delete-emptydir-data to override): " + ns + "/scratch"},
+		{"client", append([]string{"--dry-run=client"}, allowed...), deleted("(dry run)"), ""},
+		{"a bare --dry-run, as client", append([]string{"--dry-run"}, allowed...), deleted("(dry run)"), ""},
+		{"server, with a shorter grace period", append([]string{"--dry-run=server", "--grace-period=1"}, allowed...), deleted("(server dry run)"), ""},
+		{"a strategy kubectl has not", []string{"--dry-run=maybe"}, regexp.MustCompile(`^$`), `invalid dry-run value (maybe): must be "none", "server", or "client"`},
+	} {
+		t.Run("dry run, "+tc.name, func(t *testing.T) {
+			out, _, err := p.Run(append([]string{"drain", "drain-0"}, tc.args...)...)
+			if !tc.wantOut.MatchString(out) {
+				t.Errorf("printed:\n%s\nwant it to match %s", out, tc.wantOut)
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("err = %v, want one containing %q", err, tc.wantErr)
+			}
+			if strings.Contains(out, "/"+agentPod+" ") {
+				t.Errorf("a dry run would delete the DaemonSet pod %s:\n%s", agentPod, out)
+			}
+			var node skiffcorev1.Node
+			if err := env.Client.Get(context.Background(), client.ObjectKey{Name: "drain-0"}, &node); err != nil || node.Spec.Unschedulable {
+				t.Errorf("a dry run cordoned drain-0 (err %v)", err)
+			}
+			if got := podsOn(t, ns, "drain-0"); strings.Join(got, ",") != strings.Join(before, ",") {
+				t.Errorf("a dry run changed the pods on drain-0: %v, then %v", before, got)
+			}
+			var pods skiffcorev1.PodList
+			if err := env.Client.List(context.Background(), &pods, client.InNamespace(ns)); err != nil {
+				t.Fatal(err)
+			}
+			for _, pod := range pods.Items {
+				if g := pod.Spec.TerminationGracePeriodSeconds; g != nil && *g == 1 {
+					t.Errorf("a dry run set pod %s's terminationGracePeriodSeconds to %d", pod.Name, *pod.Spec.TerminationGracePeriodSeconds)
+				}
+			}
+		})
 	}
 }
 

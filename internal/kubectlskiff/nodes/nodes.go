@@ -33,7 +33,8 @@ func newCommand(f *cli.Factory, streams cli.Streams, cordon bool) *cobra.Command
 	if cordon {
 		verb, short = "cordon", "Mark node as unschedulable"
 	}
-	return &cobra.Command{
+	var dry dryRun
+	cmd := &cobra.Command{
 		Use:     verb + " NODE...",
 		Short:   short,
 		Example: fmt.Sprintf("  kubectl skiff %s node-1", verb),
@@ -47,18 +48,21 @@ func newCommand(f *cli.Factory, streams cli.Streams, cordon bool) *cobra.Command
 			}
 			var errs []error
 			for _, name := range args {
-				if err := setUnschedulable(cmd.Context(), f, c, streams, name, cordon); err != nil {
+				if err := setUnschedulable(cmd.Context(), f, c, streams, name, cordon, dry); err != nil {
 					errs = append(errs, err)
 				}
 			}
 			return errors.Join(errs...)
 		},
 	}
+	addDryRunFlag(cmd.Flags(), &dry)
+	return cmd
 }
 
 // setUnschedulable sets (or clears) one Node's spec.unschedulable with a
-// merge patch, and reports it in kubectl's words.
-func setUnschedulable(ctx context.Context, f *cli.Factory, c client.Client, streams cli.Streams, name string, want bool) error {
+// merge patch, as far as --dry-run lets it, and reports it in kubectl's
+// words.
+func setUnschedulable(ctx context.Context, f *cli.Factory, c client.Client, streams cli.Streams, name string, want bool, dry dryRun) error {
 	var node skiffcorev1.Node
 	if err := c.Get(ctx, types.NamespacedName{Name: name}, &node); err != nil {
 		return err
@@ -68,7 +72,7 @@ func setUnschedulable(ctx context.Context, f *cli.Factory, c client.Client, stre
 		verb, done = "cordoning", "cordoned"
 	}
 	if node.Spec.Unschedulable == want {
-		f.PrintDone(streams.Out, &node, "already "+done)
+		f.PrintDone(streams.Out, &node, dry.done("already "+done))
 		return nil
 	}
 	// null removes the field: an uncordoned Node reads as one never
@@ -77,9 +81,11 @@ func setUnschedulable(ctx context.Context, f *cli.Factory, c client.Client, stre
 	if want {
 		patch = `{"spec":{"unschedulable":true}}`
 	}
-	if err := c.Patch(ctx, &node, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-		return fmt.Errorf("%s node %s: %w", verb, name, err)
+	if dry.writes() {
+		if err := c.Patch(ctx, &node, client.RawPatch(types.MergePatchType, []byte(patch)), dry.patchOpts()...); err != nil {
+			return fmt.Errorf("%s node %s: %w", verb, name, err)
+		}
 	}
-	f.PrintDone(streams.Out, &node, done)
+	f.PrintDone(streams.Out, &node, dry.done(done))
 	return nil
 }

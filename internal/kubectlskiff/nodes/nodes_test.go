@@ -15,7 +15,8 @@ import (
 // TestCordonUncordon runs cordon and uncordon on real Node objects and
 // reads spec.unschedulable back: each command says what it did, a second
 // one says "already", several nodes are taken at once, and a missing node
-// is an error that does not stop the others.
+// is an error that does not stop the others. --dry-run says the same,
+// marked, and changes nothing.
 func TestCordonUncordon(t *testing.T) {
 	ctx := context.Background()
 	var nodes []*skiffcorev1.Node
@@ -45,7 +46,11 @@ func TestCordonUncordon(t *testing.T) {
 		err  string
 		want []bool // spec.unschedulable of cordon-a, cordon-b afterwards
 	}{
+		{[]string{"cordon", "cordon-a", "--dry-run=client"}, "node.core.skiff.dev/cordon-a cordoned (dry run)\n", "", []bool{false, false}},
+		{[]string{"cordon", "cordon-a", "--dry-run=server"}, "node.core.skiff.dev/cordon-a cordoned (server dry run)\n", "", []bool{false, false}},
 		{[]string{"cordon", "cordon-a"}, "node.core.skiff.dev/cordon-a cordoned\n", "", []bool{true, false}},
+		{[]string{"uncordon", "cordon-a", "cordon-b", "--dry-run"}, "node.core.skiff.dev/cordon-a uncordoned (dry run)\nnode.core.skiff.dev/cordon-b already uncordoned (dry run)\n", "", []bool{true, false}},
+		{[]string{"uncordon", "cordon-a", "--dry-run=server"}, "node.core.skiff.dev/cordon-a uncordoned (server dry run)\n", "", []bool{true, false}},
 		{[]string{"cordon", "cordon-a", "cordon-b"}, "node.core.skiff.dev/cordon-a already cordoned\nnode.core.skiff.dev/cordon-b cordoned\n", "", []bool{true, true}},
 		{[]string{"uncordon", "cordon-b", "missing", "cordon-a"}, "node.core.skiff.dev/cordon-b uncordoned\nnode.core.skiff.dev/cordon-a uncordoned\n", `"missing" not found`, []bool{false, false}},
 		{[]string{"uncordon", "cordon-a"}, "node.core.skiff.dev/cordon-a already uncordoned\n", "", []bool{false, false}},

@@ -1,8 +1,8 @@
 package podio
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -74,7 +74,7 @@ func restarts(p *skiffcorev1.Pod) int32 {
 const defaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
 
 // containerNames are the names of a pod's containers, init containers
-// first, as they run.
+// first, as they run. (skiff's node agent runs no ephemeral containers.)
 func containerNames(p *skiffcorev1.Pod) []string {
 	return append(names(p.Spec.InitContainers), names(p.Spec.Containers)...)
 }
@@ -87,25 +87,41 @@ func names(containers []corev1.Container) []string {
 	return out
 }
 
-// chooseContainer is the container a command acts on: the one named, else
-// the pod's default-container annotation's, else its only container. A
-// pod of several containers needs one named, as the apiserver answers.
-func chooseContainer(p *skiffcorev1.Pod, name string) (string, error) {
+// listedContainers lists a pod's containers for a message in kubectl's
+// words: the containers, then the init containers marked "(init)".
+func listedContainers(p *skiffcorev1.Pod) string {
+	all := names(p.Spec.Containers)
+	for _, c := range p.Spec.InitContainers {
+		all = append(all, c.Name+" (init)")
+	}
+	return strings.Join(all, ", ")
+}
+
+// chooseContainer is the container a command acts on, as kubectl (1.24
+// and later) chooses it: the one named, else the one the pod's
+// default-container annotation names, else its first container. Falling
+// back to the first says so on warn, when the pod has others, since the
+// user may have meant another.
+func chooseContainer(p *skiffcorev1.Pod, name string, warn io.Writer) (string, error) {
+	all := containerNames(p)
 	if name != "" {
-		if !slices.Contains(containerNames(p), name) {
-			return "", fmt.Errorf("container %s is not valid for pod %s, choose one of: [%s]", name, p.Name, strings.Join(containerNames(p), " "))
+		if !slices.Contains(all, name) {
+			return "", fmt.Errorf("container %s is not valid for pod %s out of: %s", name, p.Name, listedContainers(p))
 		}
 		return name, nil
 	}
-	if def := p.Annotations[defaultContainerAnnotation]; def != "" && slices.ContainsFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Name == def }) {
-		return def, nil
+	if def := p.Annotations[defaultContainerAnnotation]; def != "" {
+		if slices.Contains(all, def) {
+			return def, nil
+		}
+		fmt.Fprintf(warn, "Default container name %q not found in pod %s\n", def, p.Name)
 	}
-	if len(p.Spec.Containers) == 1 {
-		return p.Spec.Containers[0].Name, nil
+	if len(p.Spec.Containers) == 0 {
+		return "", fmt.Errorf("pod %s/%s does not have any containers", p.Namespace, p.Name)
 	}
-	msg := fmt.Sprintf("a container name must be specified for pod %s, choose one of: [%s]", p.Name, strings.Join(names(p.Spec.Containers), " "))
-	if len(p.Spec.InitContainers) > 0 {
-		msg += fmt.Sprintf(" or one of the init containers: [%s]", strings.Join(names(p.Spec.InitContainers), " "))
+	first := p.Spec.Containers[0].Name
+	if len(all) > 1 {
+		fmt.Fprintf(warn, "Defaulted container %q out of: %s\n", first, listedContainers(p))
 	}
-	return "", errors.New(msg)
+	return first, nil
 }

@@ -295,23 +295,26 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	defaulted := `Defaulted container "a" out of: a, b` + "\n"
 	for _, tc := range []struct {
-		name    string
-		args    []string
-		wantErr string
+		name       string
+		args       []string
+		wantErr    string
+		wantErrOut string
 	}{
-		{"logs of no pod", []string{"logs", "nope"}, `pods "nope" not found`},
-		{"exec in no pod", []string{"exec", "nope", "--", "true"}, `pods "nope" not found`},
-		{"a Deployment that does not exist", []string{"logs", "deploy/nope"}, `deployments "nope" not found`},
-		{"several containers", []string{"logs", "two"}, "a container name must be specified for pod two, choose one of: [a b]"},
-		{"several containers, exec", []string{"exec", "two", "--", "true"}, "a container name must be specified for pod two, choose one of: [a b]"},
-		{"a container the pod lacks", []string{"logs", pod.Name, "-c", "other"}, "container other is not valid for pod " + pod.Name},
-		{"a container not started", []string{"logs", "two", "-c", "a"}, `container "a" in pod "two" is waiting to start`},
+		{"logs of no pod", []string{"logs", "nope"}, `pods "nope" not found`, ""},
+		{"exec in no pod", []string{"exec", "nope", "--", "true"}, `pods "nope" not found`, ""},
+		{"a Deployment that does not exist", []string{"logs", "deploy/nope"}, `deployments "nope" not found`, ""},
+		{"several containers: the first, said", []string{"logs", "two"}, `container "a" in pod "two" is waiting to start`, defaulted},
+		{"several containers, exec: the first, said", []string{"exec", "two", "--", "true"}, `container "a" in pod "two" is not running`, defaulted},
+		{"several containers, exec -q: the first, quietly", []string{"exec", "-q", "two", "--", "true"}, `container "a" in pod "two" is not running`, ""},
+		{"a container the pod lacks", []string{"logs", pod.Name, "-c", "other"}, "container other is not valid for pod " + pod.Name + " out of: ", ""},
+		{"a container not started", []string{"logs", "two", "-c", "a"}, `container "a" in pod "two" is waiting to start`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := k.Run(tc.args...)
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("kubectl skiff %s: %v, want an error with %q", strings.Join(tc.args, " "), err, tc.wantErr)
+			_, errOut, err := k.Run(tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errOut != tc.wantErrOut {
+				t.Errorf("kubectl skiff %s: %v, stderr %q; want an error with %q, stderr %q", strings.Join(tc.args, " "), err, errOut, tc.wantErr, tc.wantErrOut)
 			}
 		})
 	}

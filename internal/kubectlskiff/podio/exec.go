@@ -47,7 +47,7 @@ daemonset or job: one of its pods is chosen. -it gives an interactive shell.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&o.container, "container", "c", "", "Container name. Needed when the pod has several containers and no kubectl.kubernetes.io/default-container annotation.")
+	fl.StringVarP(&o.container, "container", "c", "", "Container name. If omitted, the one the kubectl.kubernetes.io/default-container annotation names, else the pod's first container.")
 	fl.BoolVarP(&o.stdin, "stdin", "i", false, "Pass stdin to the container")
 	fl.BoolVarP(&o.tty, "tty", "t", false, "Stdin is a TTY")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "Only print output from the remote session")
@@ -95,7 +95,11 @@ func (o *execOptions) run(ctx context.Context, f *cli.Factory, streams cli.Strea
 	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		return fmt.Errorf("cannot exec into a container in a completed pod; current phase is %s", p.Status.Phase)
 	}
-	container, err := chooseContainer(p, o.container)
+	warn := streams.ErrOut
+	if o.quiet {
+		warn = io.Discard
+	}
+	container, err := chooseContainer(p, o.container, warn)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ matching pod's logs are printed.`,
 	fl.BoolVar(&o.log.timestamps, "timestamps", false, "Include timestamps on each line in the log output.")
 	fl.DurationVar(&o.log.since, "since", 0, "Only return logs newer than a relative duration like 5s, 2m, or 3h. Defaults to all logs.")
 	fl.Int64Var(&o.log.limitBytes, "limit-bytes", 0, "Maximum bytes of logs to return. Defaults to no limit.")
-	fl.StringVarP(&o.container, "container", "c", "", "Print the logs of this container.")
+	fl.StringVarP(&o.container, "container", "c", "", "Print the logs of this container. If omitted, the one the kubectl.kubernetes.io/default-container annotation names, else the pod's first container.")
 	fl.BoolVar(&o.allContainers, "all-containers", false, "Get all containers' logs in the pod(s).")
 	fl.StringVarP(&o.selector, "selector", "l", "", "Selector (label query) to filter on, supports '=', '==', '!=', 'in', 'notin'.(e.g. -l key1=value1,key2=value2).")
 	fl.BoolVar(&o.prefix, "prefix", false, "Prefix each log line with the log source (pod name and container name).")
@@ -90,7 +90,7 @@ func (o *logsOptions) run(ctx context.Context, f *cli.Factory, streams cli.Strea
 	if err != nil {
 		return err
 	}
-	sources, err := o.sources(pods, args)
+	sources, err := o.sources(pods, args, streams.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -162,8 +162,9 @@ func (o *logsOptions) pods(ctx context.Context, c client.Reader, ns string, args
 }
 
 // sources are the containers of pods whose logs are printed: every one
-// with --all-containers, else the one chosen.
-func (o *logsOptions) sources(pods []skiffcorev1.Pod, args []string) ([]logSource, error) {
+// with --all-containers, else the one chosen, with a note on warn for each
+// pod whose first container is picked out of several.
+func (o *logsOptions) sources(pods []skiffcorev1.Pod, args []string, warn io.Writer) ([]logSource, error) {
 	name := o.container
 	if len(args) == 2 {
 		name = args[1] // kubectl's old `logs POD CONTAINER`
@@ -177,7 +178,7 @@ func (o *logsOptions) sources(pods []skiffcorev1.Pod, args []string) ([]logSourc
 			}
 			continue
 		}
-		c, err := chooseContainer(p, name)
+		c, err := chooseContainer(p, name, warn)
 		if err != nil {
 			return nil, err
 		}

@@ -82,27 +82,40 @@ func TestChooseContainer(t *testing.T) {
 		}
 		return p
 	}
-	annotated := pod([]string{"a", "b"})
-	annotated.Annotations = map[string]string{defaultContainerAnnotation: "b"}
+	annotated := func(def string) *skiffcorev1.Pod {
+		p := pod([]string{"a", "b"}, "setup")
+		p.Annotations = map[string]string{defaultContainerAnnotation: def}
+		return p
+	}
 	for _, tc := range []struct {
-		name    string
-		pod     *skiffcorev1.Pod
-		asked   string
-		want    string
-		wantErr string
+		name     string
+		pod      *skiffcorev1.Pod
+		asked    string
+		want     string
+		wantWarn string
+		wantErr  string
 	}{
 		{name: "the only one", pod: pod([]string{"main"}), want: "main"},
 		{name: "the one asked for", pod: pod([]string{"a", "b"}), asked: "b", want: "b"},
 		{name: "an init container asked for", pod: pod([]string{"a"}, "setup"), asked: "setup", want: "setup"},
-		{name: "several", pod: pod([]string{"a", "b"}), wantErr: "a container name must be specified for pod x, choose one of: [a b]"},
-		{name: "several and init", pod: pod([]string{"a", "b"}, "setup"), wantErr: "choose one of: [a b] or one of the init containers: [setup]"},
-		{name: "the annotated default", pod: annotated, want: "b"},
-		{name: "one the pod lacks", pod: pod([]string{"a", "b"}), asked: "c", wantErr: "container c is not valid for pod x, choose one of: [a b]"},
+		{name: "the first of several", pod: pod([]string{"a", "b"}), want: "a", wantWarn: `Defaulted container "a" out of: a, b` + "\n"},
+		{name: "the first, init containers listed", pod: pod([]string{"app", "sidecar"}, "init"), want: "app",
+			wantWarn: `Defaulted container "app" out of: app, sidecar, init (init)` + "\n"},
+		{name: "the only one beside an init container", pod: pod([]string{"app"}, "init"), want: "app",
+			wantWarn: `Defaulted container "app" out of: app, init (init)` + "\n"},
+		{name: "the annotated default, silently", pod: annotated("b"), want: "b"},
+		{name: "an annotated init container", pod: annotated("setup"), want: "setup"},
+		{name: "an annotated default the pod lacks", pod: annotated("gone"), want: "a",
+			wantWarn: `Default container name "gone" not found in pod x` + "\n" + `Defaulted container "a" out of: a, b, setup (init)` + "\n"},
+		{name: "asked for beats the annotation", pod: annotated("b"), asked: "a", want: "a"},
+		{name: "one the pod lacks", pod: pod([]string{"a", "b"}, "setup"), asked: "c", wantErr: "container c is not valid for pod x out of: a, b, setup (init)"},
+		{name: "no containers", pod: pod(nil), wantErr: "pod /x does not have any containers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := chooseContainer(tc.pod, tc.asked)
-			if !errorContains(err, tc.wantErr) || got != tc.want {
-				t.Errorf("got %q, %v; want %q, error %q", got, err, tc.want, tc.wantErr)
+			var warn bytes.Buffer
+			got, err := chooseContainer(tc.pod, tc.asked, &warn)
+			if !errorContains(err, tc.wantErr) || got != tc.want || warn.String() != tc.wantWarn {
+				t.Errorf("got %q, %v, warning %q; want %q, error %q, warning %q", got, err, warn.String(), tc.want, tc.wantErr, tc.wantWarn)
 			}
 		})
 	}
