@@ -4,8 +4,12 @@
 // so that it never clashes with a user's `make up`), waits until up says it
 // is up, and stops it the way a user does, with Ctrl-C.
 //
+// StartCluster does all of that for a multi-node cluster on a suite's own
+// names and ranges, and Cluster.Stop checks that nothing of it is left.
+//
 // Its functions return errors instead of failing a testing.T, so that a
-// suite can start one cluster in TestMain.
+// suite can start one cluster in TestMain; only RequireMachine, which
+// checks what a cluster needs of the machine, stops a test.
 package uptest
 
 import (

@@ -25,19 +25,19 @@ func TestNodePortFromTheHost(t *testing.T) {
 	svc := echoService(ns, "web")
 	svc.Spec.Type = corev1.ServiceTypeNodePort
 	svc = c.createService(t, svc)
-	backend := echoPod(ns, "backend", c.nodes[0].name, "web")
+	backend := echoPod(ns, "backend", c.Nodes[0].Name, "web")
 	c.create(t, backend)
 	c.waitReady(t, backend)
 	nodePort := svc.Spec.Ports[0].NodePort
 
 	httpClient := &http.Client{Timeout: 3 * time.Second}
-	for i, n := range c.nodes {
-		name := n.name + " without the backend"
+	for i, n := range c.Nodes {
+		name := n.Name + " without the backend"
 		if i == 0 {
-			name = n.name + " with the backend"
+			name = n.Name + " with the backend"
 		}
 		t.Run(name, func(t *testing.T) {
-			url := "http://" + net.JoinHostPort(n.ip, strconv.Itoa(int(nodePort))) + "/"
+			url := "http://" + net.JoinHostPort(n.IP, strconv.Itoa(int(nodePort))) + "/"
 			testenv.Eventually(t, trafficLimit, func() error {
 				return answeredBy(httpClient, url, backend)
 			})

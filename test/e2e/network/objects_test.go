@@ -45,7 +45,7 @@ func (c *cluster) namespace(t *testing.T) string {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		for _, kind := range []client.Object{&skiffappsv1.Deployment{}, &skiffappsv1.ReplicaSet{}, &skiffcorev1.Service{}, &skiffcorev1.Pod{}} {
-			if err := c.client.DeleteAllOf(ctx, kind, client.InNamespace(ns), client.GracePeriodSeconds(0)); err != nil {
+			if err := c.Client.DeleteAllOf(ctx, kind, client.InNamespace(ns), client.GracePeriodSeconds(0)); err != nil {
 				t.Logf("cleaning up %T in %s: %v", kind, ns, err)
 			}
 		}
@@ -132,7 +132,7 @@ func echoService(ns, app string) *skiffcorev1.Service {
 func (c *cluster) create(t *testing.T, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
-		if err := c.client.Create(context.Background(), o); err != nil {
+		if err := c.Client.Create(context.Background(), o); err != nil {
 			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
 		}
 	}
@@ -144,7 +144,7 @@ func (c *cluster) createService(t *testing.T, svc *skiffcorev1.Service) *skiffco
 	t.Helper()
 	c.create(t, svc)
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if err := c.client.Get(context.Background(), client.ObjectKeyFromObject(svc), svc); err != nil {
+		if err := c.Client.Get(context.Background(), client.ObjectKeyFromObject(svc), svc); err != nil {
 			return err
 		}
 		if svc.Spec.ClusterIP == "" {
@@ -166,7 +166,7 @@ func (c *cluster) waitReady(t *testing.T, pods ...*skiffcorev1.Pod) []*skiffcore
 	t.Helper()
 	testenv.Eventually(t, podTimeout, func() error {
 		for _, p := range pods {
-			if err := c.client.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
+			if err := c.Client.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
 				return err
 			}
 			if !podutil.IsReady(p) {
@@ -185,7 +185,7 @@ func (c *cluster) waitForApp(t *testing.T, ns, app string, n int) []skiffcorev1.
 	var ready []skiffcorev1.Pod
 	testenv.Eventually(t, podTimeout, func() error {
 		var list skiffcorev1.PodList
-		if err := c.client.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels(appLabels(app))); err != nil {
+		if err := c.Client.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels(appLabels(app))); err != nil {
 			return err
 		}
 		ready = ready[:0]

@@ -19,10 +19,10 @@ import (
 func TestPodToPodAcrossNodesWithoutNAT(t *testing.T) {
 	c := requireCluster(t)
 	ns := c.namespace(t)
-	from := clientPod(ns, "client", c.nodes[0].name, "")
-	servers := make([]*skiffcorev1.Pod, len(c.nodes))
-	for i, n := range c.nodes {
-		servers[i] = echoPod(ns, "echo-"+n.name, n.name, "echo")
+	from := clientPod(ns, "client", c.Nodes[0].Name, "")
+	servers := make([]*skiffcorev1.Pod, len(c.Nodes))
+	for i, n := range c.Nodes {
+		servers[i] = echoPod(ns, "echo-"+n.Name, n.Name, "echo")
 	}
 	c.create(t, from)
 	for _, s := range servers {
@@ -53,7 +53,7 @@ func TestPodToPodAcrossNodesWithoutNAT(t *testing.T) {
 func (c *cluster) checkIPInPodCIDR(t *testing.T, p *skiffcorev1.Pod) {
 	t.Helper()
 	var n skiffcorev1.Node
-	if err := c.client.Get(t.Context(), client.ObjectKey{Name: p.Spec.NodeName}, &n); err != nil {
+	if err := c.Client.Get(t.Context(), client.ObjectKey{Name: p.Spec.NodeName}, &n); err != nil {
 		t.Fatal(err)
 	}
 	cidr, err := netip.ParsePrefix(n.Spec.PodCIDR)

@@ -33,7 +33,7 @@ func TestScalingChangesTheBackendsSoon(t *testing.T) {
 	svc := c.createService(t, echoService(ns, "web"))
 	deploy := echoDeployment(ns, "web", 1)
 	loop := `while true; do r=$(timeout 2 wget -qO- http://` + svc.Spec.ClusterIP + `/ 2>/dev/null || echo ` + failed + `); echo "$EPOCHREALTIME $r"; sleep 0.05; done >/tmp/log`
-	from := clientPod(ns, "client", c.nodes[0].name, loop)
+	from := clientPod(ns, "client", c.Nodes[0].Name, loop)
 	c.create(t, deploy, from)
 	c.waitReady(t, from)
 	c.waitForApp(t, ns, "web", 1)
@@ -44,7 +44,7 @@ func TestScalingChangesTheBackendsSoon(t *testing.T) {
 		if replicas != *deploy.Spec.Replicas {
 			patch := client.MergeFrom(deploy.DeepCopy())
 			deploy.Spec.Replicas = ptr.To(replicas)
-			if err := c.client.Patch(context.Background(), deploy, patch); err != nil {
+			if err := c.Client.Patch(context.Background(), deploy, patch); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -78,7 +78,7 @@ func (c *cluster) waitForEndpoints(t *testing.T, ns, svc string, n int) time.Tim
 	t.Helper()
 	testenv.Eventually(t, podTimeout, func() error {
 		var list skiffcorev1.EndpointSliceList
-		if err := c.client.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{skiffcorev1.LabelServiceName: svc}); err != nil {
+		if err := c.Client.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{skiffcorev1.LabelServiceName: svc}); err != nil {
 			return err
 		}
 		var ready []string

@@ -36,7 +36,7 @@ func (c *cluster) startWeb(t *testing.T, replicas int32, configure func(*skiffco
 		configure(svc)
 	}
 	w.svc = c.createService(t, svc)
-	w.client = clientPod(w.ns, "client", c.nodes[0].name, "")
+	w.client = clientPod(w.ns, "client", c.Nodes[0].Name, "")
 	c.create(t, echoDeployment(w.ns, "web", replicas), w.client)
 	w.backends = c.waitForApp(t, w.ns, "web", int(replicas))
 	c.waitReady(t, w.client)
@@ -88,17 +88,17 @@ func TestServiceSkipsPodsThatAreNotReady(t *testing.T) {
 	c := requireCluster(t)
 	ns := c.namespace(t)
 	svc := c.createService(t, echoService(ns, "web"))
-	ready := echoPod(ns, "ready", c.nodes[1].name, "web")
-	notReady := echoPod(ns, "not-ready", c.nodes[2].name, "web")
+	ready := echoPod(ns, "ready", c.Nodes[1].Name, "web")
+	notReady := echoPod(ns, "not-ready", c.Nodes[2].Name, "web")
 	notReady.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/ready"}}},
 		PeriodSeconds: 1,
 	}
-	from := clientPod(ns, "client", c.nodes[0].name, "")
+	from := clientPod(ns, "client", c.Nodes[0].Name, "")
 	c.create(t, ready, notReady, from)
 	c.waitReady(t, ready, from)
 	testenv.Eventually(t, podTimeout, func() error {
-		if err := c.client.Get(context.Background(), client.ObjectKeyFromObject(notReady), notReady); err != nil {
+		if err := c.Client.Get(context.Background(), client.ObjectKeyFromObject(notReady), notReady); err != nil {
 			return err
 		}
 		if notReady.Status.Phase != corev1.PodRunning || notReady.Status.PodIP == "" {
@@ -131,7 +131,7 @@ func TestDeletedServiceRefusesConnections(t *testing.T) {
 	target := w.vip(corev1.ProtocolTCP)
 	c.eventuallyServedBy(t, w.client, "http", target, 3, podNames(w.backends))
 
-	if err := c.client.Delete(context.Background(), w.svc); err != nil {
+	if err := c.Client.Delete(context.Background(), w.svc); err != nil {
 		t.Fatal(err)
 	}
 	host, port, _ := net.SplitHostPort(target)
@@ -162,7 +162,7 @@ func TestServiceSessionAffinityClientIP(t *testing.T) {
 		svc.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 		svc.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](600)}}
 	})
-	other := clientPod(w.ns, "other-client", c.nodes[1].name, "")
+	other := clientPod(w.ns, "other-client", c.Nodes[1].Name, "")
 	c.create(t, other)
 	c.waitReady(t, other)
 	target := w.vip(corev1.ProtocolTCP)

@@ -17,7 +17,6 @@ package network
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -25,8 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"skiff.dev/skiff/internal/hosttest"
-	"skiff.dev/skiff/internal/testenv"
+	"skiff.dev/skiff/internal/uptest"
 )
 
 // cl is the package's cluster, nil when it could not start (clErr says why).
@@ -46,7 +44,7 @@ func TestMain(m *testing.M) {
 func runSuite(m *testing.M) int {
 	code := m.Run()
 	if cl != nil {
-		if err := cl.stop(); err != nil {
+		if err := cl.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "test/e2e/network: stopping the cluster:", err)
 			code = 1
 		}
@@ -59,7 +57,7 @@ func runSuite(m *testing.M) int {
 // run one (failing under CI=true) or when it did not start.
 func requireCluster(t *testing.T) *cluster {
 	t.Helper()
-	requireMachine(t)
+	uptest.RequireMachine(t)
 	clOnce.Do(func() {
 		t.Log("starting a 3-node cluster for the package (one time)")
 		cl, clErr = startCluster()
@@ -67,31 +65,8 @@ func requireCluster(t *testing.T) *cluster {
 	if cl == nil {
 		t.Fatalf("the cluster did not start: %v", clErr)
 	}
-	if cl.run.Exited() {
-		t.Fatalf("up has exited, the cluster is gone (a child died?); up's output:\n%s", cl.run.Output())
+	if cl.Run.Exited() {
+		t.Fatalf("up has exited, the cluster is gone (a child died?); up's output:\n%s", cl.Run.Output())
 	}
 	return cl
-}
-
-// requireMachine checks what the cluster needs of the machine.
-func requireMachine(t *testing.T) {
-	t.Helper()
-	hosttest.RequireRoot(t)
-	for _, command := range []string{"go", "containerd", "runc", "ctr", "nft", "ip", "nsenter"} {
-		hosttest.RequireCommand(t, command)
-	}
-	hosttest.RequireFile(t, "/usr/lib/cni/bridge")
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, bin := range []string{"etcd", "kube-apiserver", "kubectl"} {
-		hosttest.Require(t, exists(filepath.Join(root, "bin", bin)), "bin/"+bin+" (make envtest-assets builds it)")
-	}
-	hosttest.Require(t, exists(filepath.Join(root, "bin", "images", "echo.tar")), "bin/images/*.tar (make images builds them)")
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

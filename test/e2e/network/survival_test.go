@@ -14,6 +14,7 @@ import (
 
 	skiffcorev1 "skiff.dev/skiff/api/core/v1"
 	"skiff.dev/skiff/internal/testenv"
+	"skiff.dev/skiff/internal/uptest"
 )
 
 // This file sorts after the others, so this test, which kills a node
@@ -30,7 +31,7 @@ func TestNodeAgentRestartKeepsConnections(t *testing.T) {
 	c := requireCluster(t)
 	ns := c.namespace(t)
 	svc := c.createService(t, echoService(ns, "web"))
-	backend := echoPod(ns, "backend", c.nodes[1].name, "web")
+	backend := echoPod(ns, "backend", c.Nodes[1].Name, "web")
 	vip := svc.Spec.ClusterIP
 	// Connect once the Service answers, so that nc holds a connection to
 	// the backend; if nc ever exits, the pod says so and stays.
@@ -39,22 +40,22 @@ touch /tmp/in
 tail -f /tmp/in | nc ` + vip + ` 80 >/tmp/out
 echo "nc exited: $?" >/tmp/nc-exited
 exec sleep 3600`
-	from := clientPod(ns, "client", c.nodes[0].name, script)
+	from := clientPod(ns, "client", c.Nodes[0].Name, script)
 	c.create(t, backend, from)
 	c.waitReady(t, backend, from)
 
 	ncPid := c.waitForConnection(t, from)
 	c.requestOnConnection(t, from, 1)
 
-	old, err := c.agent(from.Spec.NodeName)
+	old, err := c.Agent(from.Spec.NodeName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killing the node agent of %s (pid %d)", from.Spec.NodeName, old.pid)
-	if err := syscall.Kill(old.pid, syscall.SIGKILL); err != nil {
+	t.Logf("killing the node agent of %s (pid %d)", from.Spec.NodeName, old.Pid)
+	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	took := timed(func() { c.waitForAgentBack(t, c.nodes[0], old.pid) })
+	took := timed(func() { c.waitForAgentBack(t, c.Nodes[0], old.Pid) })
 	t.Logf("the node agent of %s was back and ready %s after SIGKILL", from.Spec.NodeName, took.Round(time.Millisecond))
 
 	c.requestOnConnection(t, from, 2)
@@ -108,20 +109,20 @@ func (c *cluster) requestOnConnection(t *testing.T, from *skiffcorev1.Pod, n int
 // waitForAgentBack waits until a node agent other than the killed one runs
 // for the node and answers its readiness check. up must bring it back; if
 // up stops instead, the cluster is gone and the test says so.
-func (c *cluster) waitForAgentBack(t *testing.T, n node, killed int) {
+func (c *cluster) waitForAgentBack(t *testing.T, n uptest.Node, killed int) {
 	t.Helper()
-	readyz := "http://" + net.JoinHostPort(n.ip, strconv.Itoa(agentPort)) + "/readyz"
+	readyz := "http://" + net.JoinHostPort(n.IP, strconv.Itoa(clusterConfig.AgentPort)) + "/readyz"
 	httpClient := &http.Client{Timeout: 2 * time.Second}
 	testenv.Eventually(t, 2*time.Minute, func() error {
-		if c.run.Exited() {
-			t.Fatalf("up stopped the cluster when the node agent of %s died, instead of starting it again; up's output:\n%s", n.name, c.run.Output())
+		if c.Run.Exited() {
+			t.Fatalf("up stopped the cluster when the node agent of %s died, instead of starting it again; up's output:\n%s", n.Name, c.Run.Output())
 		}
-		a, err := c.agent(n.name)
+		a, err := c.Agent(n.Name)
 		if err != nil {
 			return err
 		}
-		if a.pid == killed {
-			return fmt.Errorf("the killed node agent %d of %s is still there", killed, n.name)
+		if a.Pid == killed {
+			return fmt.Errorf("the killed node agent %d of %s is still there", killed, n.Name)
 		}
 		resp, err := httpClient.Get(readyz)
 		if err != nil {
@@ -135,11 +136,11 @@ func (c *cluster) waitForAgentBack(t *testing.T, n node, killed int) {
 	})
 	testenv.Eventually(t, time.Minute, func() error {
 		var node skiffcorev1.Node
-		if err := c.client.Get(t.Context(), client.ObjectKey{Name: n.name}, &node); err != nil {
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Name: n.Name}, &node); err != nil {
 			return err
 		}
-		if !nodeReady(&node) {
-			return fmt.Errorf("node %s is not Ready", n.name)
+		if !uptest.NodeReady(&node) {
+			return fmt.Errorf("node %s is not Ready", n.Name)
 		}
 		return nil
 	})
