@@ -48,6 +48,7 @@ type flags struct {
 	ctrNamespace   string
 	cgroupRoot     string
 	proxyCgroup    string
+	statsCgroup    string
 	clusterCIDR    string
 	podnetTable    string
 	rootDir        string
@@ -99,6 +100,7 @@ func bindFlags(fs *flag.FlagSet) *flags {
 	fs.StringVar(&f.ctrNamespace, "containerd-namespace", skiffcontainerd.DefaultNamespace, "the containerd namespace skiff's containers live in")
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", skiffcontainerd.DefaultCgroupRoot, "the cgroup the pods' cgroups live under, in every hierarchy")
 	fs.StringVar(&f.proxyCgroup, "proxy-cgroup", "/", "the cgroup2 directory (from the cgroup2 mount) the eBPF Service hooks attach to: / covers host processes and every pod; a node that shares the machine with others passes its --cgroup-root, so that its Services apply to its own pods")
+	fs.StringVar(&f.statsCgroup, "node-stats-cgroup", "", "the cgroup whose CPU and memory usage is the node's in /stats/summary (kubectl skiff top node): empty is the whole machine, right for one node per machine; a node that shares the machine with others passes its --cgroup-root")
 	fs.StringVar(&f.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range of every node's podCIDR: the agent routes to other nodes' podCIDRs and masquerades pod traffic leaving it")
 	fs.StringVar(&f.podnetTable, "podnet-table", podnet.DefaultTable, "the nftables table of the pods' masquerade rule")
 	fs.StringVar(&f.rootDir, "root-dir", "/var/lib/skiff/nodeagent", "where the agent keeps pod files, volumes, container logs and network state")
@@ -445,6 +447,7 @@ func containerdRuntime(f *flags, node nodeagent.NodeConfig) (*skiffcontainerd.Ru
 		Address:       f.containerd,
 		Namespace:     f.ctrNamespace,
 		CgroupRoot:    f.cgroupRoot,
+		NodeCgroup:    f.statsCgroup,
 		Dir:           f.rootDir,
 		Images:        skiffcontainerd.PullImages(clock.RealClock{}),
 		Allocatable:   node.Allocatable,

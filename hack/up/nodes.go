@@ -133,7 +133,8 @@ func (u *up) agentArgs(n node) []string {
 		"--cluster-dns="+u.clusterDNS(), fmt.Sprintf("--dns-port=%d", u.dnsPort),
 		"--nodeport-table="+u.nodePortTable(), "--cluster-cidr="+u.clusterCIDR, "--podnet-table="+u.podnetTable())
 	if cg := n.cgroup(); cg != "" {
-		args = append(args, "--cgroup-root="+cg, "--proxy-cgroup="+cg)
+		// Its usage in `top node` is its own cgroup's, not the machine's.
+		args = append(args, "--cgroup-root="+cg, "--proxy-cgroup="+cg, "--node-stats-cgroup="+cg)
 	}
 	return args
 }

@@ -298,7 +298,7 @@ func TestAgentArgs(t *testing.T) {
 				"--cluster-cidr=10.244.0.0/16", "--nodeport-table=skiff_nodeport_skiff0", "--podnet-table=skiff_podnet_skiff0",
 				"--tls-cert-file=/state/pki/nodeagent-serving.crt", "--tls-private-key-file=/state/pki/nodeagent-serving.key", "--client-ca-file=/state/pki/ca.crt"},
 			// Its Services cover the whole machine, as before.
-			unwanted: []string{"--node-ip", "--cgroup-root", "--proxy-cgroup"},
+			unwanted: []string{"--node-ip", "--cgroup-root", "--proxy-cgroup", "--node-stats-cgroup"},
 		},
 		{
 			name: "node 2 of 3", u: testUp(t, 3), node: 1,
@@ -307,7 +307,7 @@ func TestAgentArgs(t *testing.T) {
 				"--runtime=containerd", "--containerd-address=/run/containerd/containerd.sock", "--containerd-namespace=skiff-box-2",
 				"--root-dir=/state/nodes/box-2/nodeagent", "--bpf-pin-dir=/state/nodes/box-2/bpf", "--cni-bridge=skiff0",
 				"--port=10250", "--service-cidr=10.96.0.0/16", "--cluster-dns=10.96.0.10", "--dns-port=10053", "--cluster-cidr=10.244.0.0/16",
-				"--cgroup-root=/skiff/box-2", "--proxy-cgroup=/skiff/box-2",
+				"--cgroup-root=/skiff/box-2", "--proxy-cgroup=/skiff/box-2", "--node-stats-cgroup=/skiff/box-2",
 				// kubectl skiff logs and exec verify the agent with the CA,
 				// and the agent knows the admin by its certificate.
 				"--tls-cert-file=/state/pki/nodeagent-serving-box-2.crt", "--tls-private-key-file=/state/pki/nodeagent-serving-box-2.key",

@@ -49,6 +49,11 @@ type Config struct {
 	// hierarchy (DefaultCgroupRoot). Nodes that share a machine each
 	// have their own, which their eBPF datapath attaches to.
 	CgroupRoot string
+	// NodeCgroup is the cgroup whose usage is the node's in the stats
+	// summary ("" is the whole machine's root, as for one node per
+	// machine). Nodes that share a machine each name their own, so that
+	// `top node` tells them apart.
+	NodeCgroup string
 	// Dir holds the pods' files (hosts, resolv.conf) and logs.
 	Dir string
 	// Network gives pods their network namespace and address. Nil runs
@@ -147,6 +152,9 @@ func New(cfg Config, hostIP string) (*Runtime, error) {
 	}
 	if !filepath.IsAbs(cfg.CgroupRoot) {
 		return nil, fmt.Errorf("containerd runtime: Config.CgroupRoot %q must be an absolute cgroup path", cfg.CgroupRoot)
+	}
+	if cfg.NodeCgroup != "" && !filepath.IsAbs(cfg.NodeCgroup) {
+		return nil, fmt.Errorf("containerd runtime: Config.NodeCgroup %q must be an absolute cgroup path, or empty for the whole machine", cfg.NodeCgroup)
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("containerd runtime: Config.Dir must name a directory for pod files and logs")

@@ -20,19 +20,19 @@ import (
 // cgroupFS is where the cgroup hierarchies are mounted.
 const cgroupFS = "/sys/fs/cgroup"
 
-// Stats measures the node (its root cgroup) and each pod with a running
-// container (the pod's cgroup and each running container's): cumulative
-// CPU time and memory now. The rates (usageNanoCores) need two readings,
+// Stats measures the node (the machine's root cgroup, or Config.NodeCgroup)
+// and each pod with a running container (the pod's cgroup and each running
+// container's): cumulative CPU time and memory now. The rates (usageNanoCores) need two readings,
 // which is the caller's business: the node agent's server keeps the last
 // one.
 func (r *Runtime) Stats(ctx context.Context) (statsv1alpha1.NodeStats, []statsv1alpha1.PodStats, error) {
 	ctx = r.ctx(ctx)
 	var node statsv1alpha1.NodeStats
-	root, err := readCgroup(cgroupFS, "/", r.clock.Now())
+	usage, err := r.nodeUsage(r.clock.Now())
 	if err != nil {
 		return node, nil, fmt.Errorf("measuring the node: %w", err)
 	}
-	node.CPU, node.Memory = root.cpu, root.memory
+	node.CPU, node.Memory = usage.cpu, usage.memory
 	pods, err := r.ListPods(ctx)
 	if err != nil {
 		return node, nil, fmt.Errorf("listing the pods to measure: %w", err)
@@ -50,6 +50,43 @@ func (r *Runtime) Stats(ctx context.Context) (statsv1alpha1.NodeStats, []statsv1
 		out = append(out, *ps)
 	}
 	return node, out, nil
+}
+
+// nodeUsage reads the node's cgroup: the machine's root, as upstream's
+// kubelet reads it, unless Config.NodeCgroup names the node's own. That
+// cgroup is made by runc with the node's first pod; until then the node
+// runs nothing of its own, and reads as idle rather than as an error that
+// would hide its pods' figures too.
+func (r *Runtime) nodeUsage(now time.Time) (cgroupUsage, error) {
+	cgroup := r.cfg.NodeCgroup
+	if cgroup == "" {
+		cgroup = "/"
+	}
+	u, err := readCgroup(cgroupFS, cgroup, now)
+	if err != nil && !cgroupExists(cgroupFS, cgroup) {
+		return idle(now), nil
+	}
+	return u, err
+}
+
+// cgroupExists reports whether cgroup is in the hierarchy readCgroup reads
+// its CPU time from.
+func cgroupExists(fs, cgroup string) bool {
+	dir := filepath.Join(fs, cgroup)
+	if _, err := os.Stat(filepath.Join(fs, "cpuacct")); err == nil {
+		dir = filepath.Join(fs, "cpuacct", cgroup)
+	}
+	_, err := os.Stat(dir)
+	return err == nil
+}
+
+// idle is the reading of a cgroup that has used nothing.
+func idle(at time.Time) cgroupUsage {
+	t := metav1.NewTime(at)
+	return cgroupUsage{
+		cpu:    &statsv1alpha1.CPUStats{Time: t, UsageCoreNanoSeconds: new(uint64)},
+		memory: &statsv1alpha1.MemoryStats{Time: t, UsageBytes: new(uint64), WorkingSetBytes: new(uint64)},
+	}
 }
 
 // podStats measures a pod's cgroup and the cgroups of its running
@@ -112,9 +149,11 @@ type cgroupUsage struct {
 // readCgroup reads a cgroup's cumulative CPU time and its memory under fs:
 // from the v1 cpuacct and memory hierarchies when they are mounted, else
 // from cgroup2. The working set is the usage less the inactive file pages,
-// which the kernel can take back at once, as the kubelet counts it.
+// which the kernel can take back at once, as the kubelet counts it; the RSS
+// is the anonymous memory, when memory.stat has it.
 func readCgroup(fs, cgroup string, at time.Time) (cgroupUsage, error) {
 	var cpuNanos, usage, inactive uint64
+	var rss *uint64
 	var err error
 	if _, statErr := os.Stat(filepath.Join(fs, "cpuacct")); statErr == nil {
 		cpuNanos, err = readUint(filepath.Join(fs, "cpuacct", cgroup, "cpuacct.usage"))
@@ -122,6 +161,7 @@ func readCgroup(fs, cgroup string, at time.Time) (cgroupUsage, error) {
 			usage, err = readUint(filepath.Join(fs, "memory", cgroup, "memory.usage_in_bytes"))
 		}
 		inactive = statValue(filepath.Join(fs, "memory", cgroup, "memory.stat"), "total_inactive_file")
+		rss = optionalStat(filepath.Join(fs, "memory", cgroup, "memory.stat"), "total_rss")
 	} else {
 		usec, ok := counter(filepath.Join(fs, cgroup, "cpu.stat"), "usage_usec")
 		if !ok {
@@ -130,6 +170,7 @@ func readCgroup(fs, cgroup string, at time.Time) (cgroupUsage, error) {
 		cpuNanos = uint64(usec) * 1000
 		usage, err = readUint(filepath.Join(fs, cgroup, "memory.current"))
 		inactive = statValue(filepath.Join(fs, cgroup, "memory.stat"), "inactive_file")
+		rss = optionalStat(filepath.Join(fs, cgroup, "memory.stat"), "anon")
 	}
 	if err != nil {
 		return cgroupUsage{}, fmt.Errorf("cgroup %s: %w", cgroup, err)
@@ -138,7 +179,7 @@ func readCgroup(fs, cgroup string, at time.Time) (cgroupUsage, error) {
 	t := metav1.NewTime(at)
 	return cgroupUsage{
 		cpu:    &statsv1alpha1.CPUStats{Time: t, UsageCoreNanoSeconds: &cpuNanos},
-		memory: &statsv1alpha1.MemoryStats{Time: t, UsageBytes: &usage, WorkingSetBytes: &workingSet},
+		memory: &statsv1alpha1.MemoryStats{Time: t, UsageBytes: &usage, WorkingSetBytes: &workingSet, RSSBytes: rss},
 	}, nil
 }
 
@@ -153,6 +194,17 @@ func readUint(file string) (uint64, error) {
 		return 0, errors.New(file + ": not a number: " + strings.TrimSpace(string(b)))
 	}
 	return n, nil
+}
+
+// optionalStat is a "name N" line's value of a memory.stat file, nil when
+// the file or the line is missing.
+func optionalStat(file, name string) *uint64 {
+	n, ok := counter(file, name)
+	if !ok {
+		return nil
+	}
+	v := uint64(max(n, 0))
+	return &v
 }
 
 // statValue is a "name N" line's value of a memory.stat file, 0 when the
