@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -114,6 +115,8 @@ type Host struct {
 	client client.Client
 	reader client.Reader
 	clock  clock.PassiveClock
+	// events records the Events of the kubelet, about its nodes and pods.
+	events events.EventRecorder
 
 	agents map[string]*agent
 	// readsAPI is set when a runtime reads ConfigMaps and Secrets, which
@@ -146,6 +149,9 @@ type agent struct {
 	done   chan struct{}
 
 	registeredOnce atomic.Bool
+	// unschedulable is the spec.unschedulable last seen, false before
+	// any as upstream's kubelet starts, so that a change is told once.
+	unschedulable atomic.Bool
 }
 
 func (a *agent) stopped() bool { return a.halted.Load() }
@@ -171,9 +177,10 @@ func NewHost(cfg *rest.Config, opts Options) (*Host, error) {
 		return nil, fmt.Errorf("creating the node agent's manager: %w", err)
 	}
 	h.mgr, h.client, h.reader = mgr, mgr.GetClient(), mgr.GetAPIReader()
+	h.events = recorder.New(mgr, "kubelet")
 	for _, a := range h.agents {
 		if u, ok := a.runtime.(APIUser); ok {
-			u.UseAPI(h.client, recorder.New(mgr, "kubelet"))
+			u.UseAPI(h.client, h.events)
 			h.readsAPI = true
 		}
 	}
@@ -188,6 +195,7 @@ func NewHost(cfg *rest.Config, opts Options) (*Host, error) {
 		node, err := a.register(ctx, h.client, h.reader)
 		if err == nil && a.registeredOnce.CompareAndSwap(false, true) {
 			h.registered.Add(1)
+			h.events.Eventf(node, nil, corev1.EventTypeNormal, "Starting", "StartKubelet", "Starting kubelet.")
 		}
 		return node, err
 	}

@@ -205,6 +205,7 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		}
 		return ctrl.Result{}, err
 	}
+	r.tellSchedulable(a, node)
 	if err := a.runtime.UpdatePodCIDR(node.Spec.PodCIDR); err != nil {
 		log.FromContext(ctx).Error(err, "the node's podCIDR is unusable; pods get no IP", "podCIDR", node.Spec.PodCIDR)
 	}
@@ -221,6 +222,7 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	// An update rather than a merge patch: the Node CRD requires every
 	// nodeInfo field, empty or not, and a patch would leave out those
 	// that did not change.
+	readiness, changed := readinessChange(node.Status, status)
 	node.Status = status
 	if err := r.host.client.Status().Update(ctx, node); err != nil {
 		if apierrors.IsConflict(err) {
@@ -229,7 +231,57 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		}
 		return ctrl.Result{}, err
 	}
+	if changed {
+		r.tellStatus(node, readiness)
+	}
 	return ctrl.Result{RequeueAfter: recheck}, nil
+}
+
+// tellSchedulable records NodeSchedulable or NodeNotSchedulable when the
+// node's spec.unschedulable differs from the last seen, as upstream's
+// kubelet does: a cordon shows in the node's Events.
+func (r *nodeReconciler) tellSchedulable(a *agent, node *skiffcorev1.Node) {
+	if was := a.unschedulable.Swap(node.Spec.Unschedulable); was == node.Spec.Unschedulable {
+		return
+	}
+	if node.Spec.Unschedulable {
+		r.tellStatus(node, "NodeNotSchedulable")
+	} else {
+		r.tellStatus(node, "NodeSchedulable")
+	}
+}
+
+// tellStatus records one of the kubelet's node status Events, in its words.
+func (r *nodeReconciler) tellStatus(node *skiffcorev1.Node, reason string) {
+	r.host.events.Eventf(node, nil, corev1.EventTypeNormal, reason, "UpdateNodeStatus", "Node %s status is now: %s", node.Name, reason)
+}
+
+// readinessChange is the Event reason for a change of the Ready condition
+// between two statuses, as upstream's kubelet tells it: NodeReady when it
+// becomes True, from anything or nothing, and NodeNotReady when it leaves
+// a status for another. A new node that is not ready yet is no news.
+func readinessChange(old, updated corev1.NodeStatus) (string, bool) {
+	was, now := readyStatus(old), readyStatus(updated)
+	switch {
+	case was == now:
+		return "", false
+	case now == corev1.ConditionTrue:
+		return "NodeReady", true
+	case was == "":
+		return "", false
+	default:
+		return "NodeNotReady", true
+	}
+}
+
+// readyStatus is the status of the Ready condition; empty without one.
+func readyStatus(s corev1.NodeStatus) corev1.ConditionStatus {
+	for _, c := range s.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return ""
 }
 
 // register creates the agent's Node, or brings the labels of an existing

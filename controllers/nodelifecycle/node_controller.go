@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -38,6 +39,10 @@ type NodeReconciler struct {
 	Recorder    events.EventRecorder
 	Clock       clock.PassiveClock
 	GracePeriod time.Duration
+
+	// known maps the nodes seen since the controller started to their UID,
+	// so that each is announced once, and again when re-created.
+	known sync.Map
 }
 
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=nodes,verbs=get;list;watch;patch;update
@@ -54,11 +59,15 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	// 1. Load the node and its Lease.
 	var node skiffcorev1.Node
 	if err := r.Get(ctx, req.NamespacedName, &node); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.known.Delete(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !node.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	r.announce(&node)
 	var lease coordinationv1.Lease
 	leasePtr := &lease
 	if err := r.Get(ctx, types.NamespacedName{Namespace: NodeLeaseNamespace, Name: node.Name}, &lease); err != nil {
@@ -92,6 +101,16 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	log.V(1).Info("node checked", "staleAt", staleAt, "requeueAfter", result.RequeueAfter)
 	return result, nil
+}
+
+// announce records RegisteredNode the first time the controller sees a
+// node, as upstream's node lifecycle controller does on each start.
+func (r *NodeReconciler) announce(node *skiffcorev1.Node) {
+	if prev, seen := r.known.Swap(node.Name, node.UID); seen && prev == node.UID {
+		return
+	}
+	r.Recorder.Eventf(node, nil, corev1.EventTypeNormal, "RegisteredNode", "RegisterNode",
+		"Node %s event: Registered Node %s in Controller", node.Name, node.Name)
 }
 
 // markUnknown writes the Unknown conditions of a node whose agent went

@@ -221,6 +221,45 @@ func TestCordon(t *testing.T) {
 	})
 }
 
+// TestRegisteredNode: the controller announces each node once when it
+// first sees it, in upstream's words, and not again on its later changes.
+func TestRegisteredNode(t *testing.T) {
+	startController(t)
+	node := createNode(t, "announced")
+	stop := keepAlive(t, node.Name)
+	defer stop()
+	waitForEvent(t, "RegisteredNode", node.Name)
+
+	updateNode(t, node.Name, func(n *skiffcorev1.Node) { n.Labels = map[string]string{"zone": "b"} })
+	time.Sleep(2 * time.Second)
+	events := eventsAbout(t, node, "RegisteredNode")
+	if len(events) != 1 || events[0].Series != nil {
+		t.Fatalf("%d RegisteredNode Events (%+v), want one", len(events), events)
+	}
+	e := events[0]
+	if want := "Node announced event: Registered Node announced in Controller"; e.Note != want ||
+		e.Type != corev1.EventTypeNormal || e.ReportingController != "node-controller" || e.Regarding.Kind != "Node" {
+		t.Errorf("RegisteredNode Event: %s %q by %s about a %s, want Normal %q by node-controller about the Node",
+			e.Type, e.Note, e.ReportingController, e.Regarding.Kind, want)
+	}
+}
+
+// eventsAbout lists the Events with reason about node.
+func eventsAbout(t *testing.T, node *skiffcorev1.Node, reason string) []eventsv1.Event {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(context.Background(), &list); err != nil {
+		t.Fatal(err)
+	}
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Reason == reason && e.Regarding.UID == node.UID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func TestSetupRefusesBadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config
