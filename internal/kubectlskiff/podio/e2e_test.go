@@ -169,6 +169,14 @@ func TestLogs(t *testing.T) {
 	if err := env.Client.Create(context.Background(), deploy); err != nil {
 		t.Fatal(err)
 	}
+	// A Deployment of both pods, of which kubectl picks one and says so.
+	both := deploy.DeepCopy()
+	both.ResourceVersion, both.Name = "", "both"
+	both.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	both.Spec.Template.Labels = both.Spec.Selector.MatchLabels
+	if err := env.Client.Create(context.Background(), both); err != nil {
+		t.Fatal(err)
+	}
 	// The log driver copies the output a moment after it is written.
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if out, _, err := k.Run("logs", web.Name); err != nil || out != "one\ntwo\nthree\n" {
@@ -181,21 +189,37 @@ func TestLogs(t *testing.T) {
 	})
 
 	for _, tc := range []struct {
-		name string
-		args []string
-		want string // a regexp of the whole output
+		name       string
+		args       []string
+		want       string // a regexp of the whole output
+		wantStderr string // a regexp of the whole of stderr
 	}{
-		{"the last line", []string{"logs", web.Name, "--tail=1"}, `^three\n$`},
-		{"timestamps", []string{"logs", web.Name, "--timestamps", "--tail", "1"}, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z three\n$`},
-		{"the container named", []string{"logs", web.Name, "-c", "main", "--tail=1"}, `^three\n$`},
-		{"a Deployment's pod", []string{"logs", "deploy/web"}, `^one\ntwo\nthree\n$`},
-		{"a selector's pod, with prefixes", []string{"logs", "-l", "tier=front", "--prefix"}, `^(\[pod/` + web.Name + `/main\] (one|two|three)\n){3}$`},
-		{"every container", []string{"logs", web.Name, "--all-containers", "--tail=2"}, `^two\nthree\n$`},
+		{"the last line", []string{"logs", web.Name, "--tail=1"}, `^three\n$`, `^$`},
+		{"timestamps", []string{"logs", web.Name, "--timestamps", "--tail", "1"}, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z three\n$`, `^$`},
+		{"the container named", []string{"logs", web.Name, "-c", "main", "--tail=1"}, `^three\n$`, `^$`},
+		{"a Deployment's pod", []string{"logs", "deploy/web"}, `^one\ntwo\nthree\n$`, `^$`},
+		{"a Deployment's pod out of two, said on stderr", []string{"logs", "deploy/both", "--tail=1"},
+			`^(three|12)\n$`, `^Found 2 pods, using pod/(` + web.Name + `|` + counter.Name + `)\n$`},
+		{"a selector's pod, with prefixes", []string{"logs", "-l", "tier=front", "--prefix"}, `^(\[pod/` + web.Name + `/main\] (one|two|three)\n){3}$`, `^$`},
+		{"every container", []string{"logs", web.Name, "--all-containers", "--tail=2"}, `^two\nthree\n$`, `^$`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := k.MustRun(t, tc.args...)
+			out, stderr, err := k.Run(tc.args...)
+			if err != nil {
+				t.Fatalf("kubectl skiff %s: %v\n%s", strings.Join(tc.args, " "), err, stderr)
+			}
 			if !regexp.MustCompile(tc.want).MatchString(out) {
 				t.Errorf("kubectl skiff %s: %q, want %s", strings.Join(tc.args, " "), out, tc.want)
+			}
+			if !regexp.MustCompile(tc.wantStderr).MatchString(stderr) {
+				t.Errorf("kubectl skiff %s: stderr %q, want %s", strings.Join(tc.args, " "), stderr, tc.wantStderr)
+			}
+			// The pod whose logs came is the one named.
+			if picked := regexp.MustCompile(`pod/(\S+)`).FindStringSubmatch(stderr); picked != nil {
+				want := map[string]string{web.Name: "three\n", counter.Name: "12\n"}[picked[1]]
+				if out != want {
+					t.Errorf("logs %q of the pod %s named on stderr, want %q", out, picked[1], want)
+				}
 			}
 		})
 	}

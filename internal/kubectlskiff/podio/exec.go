@@ -88,7 +88,8 @@ func (o *execOptions) run(ctx context.Context, f *cli.Factory, streams cli.Strea
 	if err != nil {
 		return err
 	}
-	p, err := resolvePod(ctx, c, ns, t)
+	// kubectl exec picks a workload's pod without saying so; logs says.
+	p, _, err := resolvePod(ctx, c, ns, t)
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func (o *logsOptions) run(ctx context.Context, f *cli.Factory, streams cli.Strea
 	if err != nil {
 		return err
 	}
-	pods, err := o.pods(ctx, c, ns, args)
+	pods, err := o.pods(ctx, c, ns, args, streams.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -134,8 +134,9 @@ func (o *logsOptions) checkArgs(args []string) error {
 }
 
 // pods are the pods whose logs are printed: the one an argument names, or
-// every one -l selects.
-func (o *logsOptions) pods(ctx context.Context, c client.Reader, ns string, args []string) ([]skiffcorev1.Pod, error) {
+// every one -l selects. Picking one of a workload's several says so on
+// warn.
+func (o *logsOptions) pods(ctx context.Context, c client.Reader, ns string, args []string, warn io.Writer) ([]skiffcorev1.Pod, error) {
 	if o.selector != "" {
 		sel, err := labels.Parse(o.selector)
 		if err != nil {
@@ -154,9 +155,13 @@ func (o *logsOptions) pods(ctx context.Context, c client.Reader, ns string, args
 	if err != nil {
 		return nil, err
 	}
-	p, err := resolvePod(ctx, c, ns, t)
+	p, found, err := resolvePod(ctx, c, ns, t)
 	if err != nil {
 		return nil, err
+	}
+	if found > 1 {
+		// As kubectl: the user named several pods and gets one's logs.
+		fmt.Fprintf(warn, "Found %d pods, using pod/%s\n", found, p.Name)
 	}
 	return []skiffcorev1.Pod{*p}, nil
 }

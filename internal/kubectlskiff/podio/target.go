@@ -95,23 +95,25 @@ func getPod(ctx context.Context, c client.Reader, namespace, name string) (*skif
 }
 
 // resolvePod is the pod t names: the pod itself, or the workload's pod
-// kubectl would pick (see byLogging).
-func resolvePod(ctx context.Context, c client.Reader, namespace string, t target) (*skiffcorev1.Pod, error) {
+// kubectl would pick (see byLogging). found is how many pods it chose
+// from: 1 for a pod.
+func resolvePod(ctx context.Context, c client.Reader, namespace string, t target) (p *skiffcorev1.Pod, found int, err error) {
 	if t.kind == kindPod {
-		return getPod(ctx, c, namespace, t.name)
+		p, err := getPod(ctx, c, namespace, t.name)
+		return p, 1, err
 	}
 	selector, err := workloadSelector(ctx, c, namespace, t)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	pods, err := listPods(ctx, c, namespace, selector)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(pods) == 0 {
-		return nil, fmt.Errorf("%s has no pods (selector %s)", t, selector)
+		return nil, 0, fmt.Errorf("%s has no pods (selector %s)", t, selector)
 	}
-	return &pods[0], nil
+	return &pods[0], len(pods), nil
 }
 
 // listPods lists the pods selector matches, in the order kubectl prefers
