@@ -62,17 +62,7 @@ func countOf(e eventsv1.Event) int {
 // nodeEvents lists the Events about node, by its UID.
 func nodeEvents(t *testing.T, node *skiffcorev1.Node) []eventsv1.Event {
 	t.Helper()
-	var list eventsv1.EventList
-	if err := env.Client.List(context.Background(), &list); err != nil {
-		t.Fatal(err)
-	}
-	var out []eventsv1.Event
-	for _, e := range list.Items {
-		if e.Regarding.UID == node.UID {
-			out = append(out, e)
-		}
-	}
-	return out
+	return env.EventsAbout(t, node.UID)
 }
 
 // waitNodeEvents waits for a Normal Event of the kubelet about node with

@@ -247,13 +247,9 @@ func TestRegisteredNode(t *testing.T) {
 // eventsAbout lists the Events with reason about node.
 func eventsAbout(t *testing.T, node *skiffcorev1.Node, reason string) []eventsv1.Event {
 	t.Helper()
-	var list eventsv1.EventList
-	if err := env.Client.List(context.Background(), &list); err != nil {
-		t.Fatal(err)
-	}
 	var out []eventsv1.Event
-	for _, e := range list.Items {
-		if e.Reason == reason && e.Regarding.UID == node.UID {
+	for _, e := range env.EventsAbout(t, node.UID) {
+		if e.Reason == reason {
 			out = append(out, e)
 		}
 	}
