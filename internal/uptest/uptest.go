@@ -16,11 +16,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -187,29 +185,6 @@ func FlagValue(args []string, name string) string {
 		}
 	}
 	return ""
-}
-
-// FreePorts finds n free ports on 127.0.0.1; each is followed by a free
-// one too, since up uses port+1 for etcd's peers and the manager's health
-// endpoint.
-func FreePorts(n int) ([]int, error) {
-	var ports []int
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if slices.Contains(ports, port) || slices.Contains(ports, port+1) || slices.Contains(ports, port-1) {
-			continue
-		}
-		if next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
-			next.Close()
-			ports = append(ports, port)
-		}
-	}
-	return ports, nil
 }
 
 // syncBuffer collects a child's output while the test reads it.

@@ -1,9 +1,14 @@
 package uptest
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"skiff.dev/skiff/internal/hosttest"
 )
 
 func TestFlagValue(t *testing.T) {
@@ -44,6 +49,33 @@ func TestFreePortsAreApart(t *testing.T) {
 			if q-p <= 1 && p-q <= 1 {
 				t.Errorf("ports %d and %d overlap: up uses each port and the next", p, q)
 			}
+		}
+	}
+}
+
+func TestFreePortsAreReservedAgainstOtherProcesses(t *testing.T) {
+	hosttest.RequireCommand(t, "flock")
+	ports, err := FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ports {
+		if p < portsFrom || p+1 >= portsTo {
+			t.Errorf("port %d is outside [%d, %d): the kernel may hand it to an outgoing connection", p, portsFrom, portsTo)
+		}
+		// flock(1) stands for another test process: it must not get the lock.
+		lock := filepath.Join(os.TempDir(), "skiff-test-ports", fmt.Sprint(p))
+		if out, err := exec.Command("flock", "--nonblock", lock, "true").CombinedOutput(); err == nil {
+			t.Errorf("another process could take port %d's lock (%s)", p, out)
+		}
+	}
+	again, err := FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range again {
+		if slices.Contains(ports, p) {
+			t.Errorf("port %d was handed out twice", p)
 		}
 	}
 }

@@ -3,8 +3,8 @@ package images_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"skiff.dev/skiff/internal/uptest"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
@@ -376,16 +378,14 @@ func (r *noRegistry) Pusher(context.Context, string) (remotes.Pusher, error) {
 	return nil, errors.New("no registry in this test")
 }
 
-// freePort is a TCP port free on loopback right now.
+// freePort is a TCP port free on loopback, reserved for this test process.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := uptest.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
+	return fmt.Sprint(ports[0])
 }
 
 // statusAndBody is the answer to GET url; status 0 when there was none.
